@@ -1,0 +1,1 @@
+//! Criterion benchmarks of Meridian's layers; see `docs/benchmarks.md`.

@@ -1,0 +1,29 @@
+//! Messages and gRPC services between Meridian nodes, generated at build time
+//! from the `.proto` files in the top-level `proto/` directory (tonic + prost,
+//! with a vendored `protoc`).
+//!
+//! Only the shared value types exist so far; the Paxos transport and the
+//! transaction services are added by the issues that build them.
+
+/// Version 1 of the node-to-node protocol (`package meridian.v1`).
+#[allow(missing_docs, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("meridian.v1");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v1;
+    use prost::Message;
+
+    #[test]
+    fn messages_round_trip_through_protobuf() {
+        let span = v1::KeySpan {
+            start: b"a".to_vec(),
+            end: b"b".to_vec(),
+        };
+        let bytes = span.encode_to_vec();
+        assert_eq!(v1::KeySpan::decode(bytes.as_slice()).unwrap(), span);
+        assert!(v1::Timestamp::decode(&[0xff][..]).is_err());
+    }
+}

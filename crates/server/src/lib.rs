@@ -1,0 +1,10 @@
+//! A Meridian node: the layer that owns every socket, timer, disk write and
+//! task. The layers below it (`truetime`, `storage`, `txn`, `paxos`) are pure
+//! or passive; the server drives them.
+//!
+//! So far it holds the system clock ([`clock::SystemClock`]), the only reader
+//! of the operating system's time in Meridian. Replica drivers, the gRPC
+//! services, routing and the transaction coordinator arrive with the issues
+//! that build them.
+
+pub mod clock;

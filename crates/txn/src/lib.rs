@@ -1,0 +1,33 @@
+//! Transactions: the concurrency control of read-write transactions.
+//!
+//! Meridian runs read-write transactions under strict two-phase locking with
+//! wound-wait deadlock avoidance (Spanner §4.2.1). This crate holds the pieces
+//! of that protocol that do not touch a socket, a disk or a clock, so that they
+//! can be tested by deterministic, seeded simulation:
+//!
+//! - [`lock_table`]: shared and exclusive locks on keys and key ranges, held
+//!   until the owning transaction commits or aborts, with per-lock wait queues
+//!   and wound-wait on transaction age. [`LockTable`] is the pure data
+//!   structure (`&mut self`, no threads, no clock: time is passed in and
+//!   waiting is a result the caller acts on); [`LockManager`] is a thin,
+//!   runtime-free async wrapper whose lock requests are futures.
+//!
+//! Still to come in this crate, in this order:
+//!
+//! - the two-phase commit state of participants and coordinators (prepare
+//!   timestamps, outcomes, recovery of prepared transactions after failover,
+//!   which re-acquires their locks through the lock table);
+//! - safe time, `t_safe = min(t_paxos_safe, min(prepare_ts) - 1)`, which tells a
+//!   replica whether it may serve a read at a given timestamp;
+//! - the client-side transaction API that the SQL layer programs against, with
+//!   a local single-process implementation and the distributed one.
+//!
+//! Like `paxos` and `truetime`, this crate does no IO, never reads the system
+//! clock and never uses a global random number generator.
+
+pub mod lock_table;
+
+pub use lock_table::{
+    Acquired, KeyRange, LockManager, LockMode, LockStatus, LockTable, LockTarget, LockWait,
+    RequestInfo, RequestState, TxnId, TxnInfo, Wakeups, Wound,
+};
