@@ -17,8 +17,10 @@
 //! Variants carry plain strings and numbers, not foreign error types, so the
 //! error is `Clone`, comparable in tests, and can cross the network later.
 //!
-//! Left out for now: the SQL-level variants (undefined table, unique violation,
-//! ...), which arrive with the SQL layer.
+//! The SQL-level variants mirror PostgreSQL's error classes one to one, so
+//! the wire front end can report the SQLSTATE clients expect (the mapping is
+//! in `meridian-pg`, in one function). Their messages follow PostgreSQL's
+//! wording where clients or tests may match on it.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,100 @@ pub enum Error {
     /// A bug: an invariant the code relies on did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A commit whose outcome could not be learned: it may or may not have
+    /// taken effect. Never retried automatically (SQLSTATE 40003).
+    #[error("the outcome of the commit is unknown: {0}")]
+    AmbiguousCommit(String),
+
+    // ---- SQL errors, each with the SQLSTATE it maps to ----
+    /// The statement does not parse (SQLSTATE 42601).
+    #[error("{0}")]
+    SyntaxError(String),
+    /// A table (or index) that does not exist (SQLSTATE 42P01); the message names it.
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedTable(String),
+    /// A column that does not exist (SQLSTATE 42703); the message says which.
+    #[error("{0}")]
+    UndefinedColumn(String),
+    /// A function that does not exist for these argument types (SQLSTATE 42883).
+    #[error("{0}")]
+    UndefinedFunction(String),
+    /// A table or index that already exists (SQLSTATE 42P07).
+    #[error("relation \"{0}\" already exists")]
+    DuplicateTable(String),
+    /// A column named twice in one table definition (SQLSTATE 42701).
+    #[error("{0}")]
+    DuplicateColumn(String),
+    /// A type, index or other object that does not exist (SQLSTATE 42704).
+    #[error("{0}")]
+    UndefinedObject(String),
+    /// A column name that is ambiguous in its scope (SQLSTATE 42702).
+    #[error("column reference \"{0}\" is ambiguous")]
+    AmbiguousColumn(String),
+    /// Operands or values of the wrong type (SQLSTATE 42804).
+    #[error("{0}")]
+    DatatypeMismatch(String),
+    /// A grouping rule was broken (a column outside GROUP BY) (SQLSTATE 42803).
+    #[error("{0}")]
+    GroupingError(String),
+    /// Any other semantically invalid statement (SQLSTATE 42000).
+    #[error("{0}")]
+    InvalidStatement(String),
+    /// A unique or primary-key constraint was violated (SQLSTATE 23505).
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation {
+        /// The constraint (index) name.
+        constraint: String,
+        /// `Key (col)=(value) already exists.`
+        detail: String,
+    },
+    /// NULL in a NOT NULL column (SQLSTATE 23502).
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
+    NotNullViolation {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// Division by zero (SQLSTATE 22012).
+    #[error("division by zero")]
+    DivisionByZero,
+    /// A number outside its type's range (SQLSTATE 22003).
+    #[error("{0}")]
+    NumericOutOfRange(String),
+    /// Text that is not a valid value of the target type (SQLSTATE 22P02).
+    #[error("{0}")]
+    InvalidTextRepresentation(String),
+    /// A string longer than its column allows (SQLSTATE 22001).
+    #[error("{0}")]
+    StringDataRightTruncation(String),
+    /// A malformed date, time or interval literal (SQLSTATE 22007).
+    #[error("{0}")]
+    InvalidDatetimeFormat(String),
+    /// A date or time that is invalid or out of range (SQLSTATE 22008).
+    #[error("{0}")]
+    DatetimeFieldOverflow(String),
+    /// A scalar subquery returned more than one row (SQLSTATE 21000).
+    #[error("more than one row returned by a subquery used as an expression")]
+    CardinalityViolation,
+    /// Valid SQL that Meridian does not support (SQLSTATE 0A000).
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    /// A statement in a transaction block that already failed (SQLSTATE 25P02).
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+    /// A write in a read-only transaction (SQLSTATE 25006).
+    #[error("cannot execute {0} in a read-only transaction")]
+    ReadOnlyTransaction(String),
+    /// A transaction-control statement out of place, e.g. SET TRANSACTION
+    /// after the first query (SQLSTATE 25001).
+    #[error("{0}")]
+    ActiveSqlTransaction(String),
+    /// The statement was cancelled by the client (SQLSTATE 57014).
+    #[error("canceling statement due to user request")]
+    QueryCanceled,
 }
 
 impl Error {
@@ -77,6 +173,58 @@ impl Error {
             self,
             Error::Wounded { .. } | Error::LockTimeout { .. } | Error::Aborted(_)
         )
+        // AmbiguousCommit is deliberately not retryable: the first attempt
+        // may have committed, and a blind retry would apply it twice.
+    }
+
+    /// The SQLSTATE PostgreSQL reports for the same condition, which clients
+    /// and retry loops branch on (`40001`: run the whole transaction again).
+    /// This is the only place the mapping lives.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            // Class 40: transaction rollback. Retryable conflicts are reported as
+            // serialization failures, which is what retry loops look for.
+            Error::Wounded { .. } | Error::LockTimeout { .. } | Error::Aborted(_) => "40001",
+            Error::AmbiguousCommit(_) => "40003",
+            // Class 42: syntax error or access rule violation.
+            Error::SyntaxError(_) => "42601",
+            Error::UndefinedTable(_) => "42P01",
+            Error::UndefinedColumn(_) => "42703",
+            Error::UndefinedFunction(_) => "42883",
+            Error::DuplicateTable(_) => "42P07",
+            Error::AmbiguousColumn(_) => "42702",
+            Error::DatatypeMismatch(_) => "42804",
+            Error::GroupingError(_) => "42803",
+            Error::InvalidStatement(_) => "42000",
+            Error::DuplicateColumn(_) => "42701",
+            Error::UndefinedObject(_) => "42704",
+            // Class 23: integrity constraint violation.
+            Error::UniqueViolation { .. } => "23505",
+            Error::NotNullViolation { .. } => "23502",
+            // Class 22: data exception.
+            Error::DivisionByZero => "22012",
+            Error::NumericOutOfRange(_) => "22003",
+            Error::InvalidTextRepresentation(_) => "22P02",
+            Error::StringDataRightTruncation(_) => "22001",
+            Error::InvalidDatetimeFormat(_) => "22007",
+            Error::DatetimeFieldOverflow(_) => "22008",
+            Error::InvalidInput(_) => "22023",
+            // Class 21: cardinality violation.
+            Error::CardinalityViolation => "21000",
+            // Class 0A: feature not supported.
+            Error::FeatureNotSupported(_) => "0A000",
+            // Class 25: invalid transaction state.
+            Error::InFailedTransaction => "25P02",
+            Error::ReadOnlyTransaction(_) => "25006",
+            Error::ActiveSqlTransaction(_) => "25001",
+            // Class 57: operator intervention.
+            Error::QueryCanceled => "57014",
+            // Class XX / 58: internal and system errors.
+            Error::Corruption(_) => "XX001",
+            Error::Io(_) => "58030",
+            Error::ClockUncertain(_) => "58000",
+            Error::Internal(_) => "XX000",
+        }
     }
 }
 

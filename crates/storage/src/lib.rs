@@ -26,6 +26,7 @@ mod engine;
 pub mod keycode;
 mod memory;
 mod mvcc;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 pub use engine::{
@@ -34,6 +35,7 @@ pub use engine::{
 };
 pub use memory::MemoryEngine;
 pub use mvcc::{put_version, GcStats, Mvcc};
+#[cfg(feature = "rocksdb")]
 pub use rocks::{RocksEngine, RocksOptions};
 
 #[cfg(test)]

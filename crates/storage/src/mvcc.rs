@@ -263,7 +263,8 @@ impl<E: Engine> Mvcc<E> {
         Ok(stats)
     }
 
-    fn check_readable(&self, read_ts: Timestamp) -> Result<()> {
+    /// Fails if a read at `read_ts` could miss garbage-collected versions.
+    pub fn check_readable(&self, read_ts: Timestamp) -> Result<()> {
         let horizon = self.gc_horizon();
         if read_ts < horizon {
             return Err(Error::InvalidInput(format!(

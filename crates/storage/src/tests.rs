@@ -15,12 +15,16 @@ fn ts(n: u64) -> Timestamp {
 
 /// A fresh memory engine and a fresh RocksDB engine (with its directory).
 fn engines() -> Vec<(Box<dyn Engine>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let rocks = RocksEngine::open(dir.path(), RocksOptions::default()).unwrap();
-    vec![
-        (Box::new(MemoryEngine::new()), None),
-        (Box::new(rocks), Some(dir)),
-    ]
+    #[allow(unused_mut)]
+    let mut engines: Vec<(Box<dyn Engine>, Option<tempfile::TempDir>)> =
+        vec![(Box::new(MemoryEngine::new()), None)];
+    #[cfg(feature = "rocksdb")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksEngine::open(dir.path(), RocksOptions::default()).unwrap();
+        engines.push((Box::new(rocks), Some(dir)));
+    }
+    engines
 }
 
 fn keys(engine: &dyn Engine, space: Space, range: &KeyRange, dir: ScanDirection) -> Vec<String> {

@@ -10,22 +10,31 @@
 //!   and wound-wait on transaction age. [`LockTable`] is the pure data
 //!   structure (`&mut self`, no threads, no clock: time is passed in and
 //!   waiting is a result the caller acts on); [`LockManager`] is a thin,
-//!   runtime-free async wrapper whose lock requests are futures.
+//!   runtime-free async wrapper whose lock requests are futures;
+//! - [`api`]: the transaction API the SQL layer programs against
+//!   ([`TxnEngine`], [`Transaction`]);
+//! - [`LocalEngine`]: its single-process implementation over MVCC storage, the
+//!   lock table and TrueTime commit wait.
 //!
-//! Still to come in this crate, in this order:
+//! Still to come in this crate: the two-phase commit state of participants
+//! and coordinators (prepare timestamps, outcomes, recovery of prepared
+//! transactions after failover, which re-acquires their locks through the
+//! lock table), and replica safe time,
+//! `t_safe = min(t_paxos_safe, min(prepare_ts) - 1)`.
 //!
-//! - the two-phase commit state of participants and coordinators (prepare
-//!   timestamps, outcomes, recovery of prepared transactions after failover,
-//!   which re-acquires their locks through the lock table);
-//! - safe time, `t_safe = min(t_paxos_safe, min(prepare_ts) - 1)`, which tells a
-//!   replica whether it may serve a read at a given timestamp;
-//! - the client-side transaction API that the SQL layer programs against, with
-//!   a local single-process implementation and the distributed one.
-//!
-//! Like `paxos` and `truetime`, this crate does no IO, never reads the system
-//! clock and never uses a global random number generator.
+//! Like `paxos` and `truetime`, this crate does no IO of its own (storage is an
+//! injected engine), never reads the system clock (time is an injected
+//! TrueTime, sleeping an injected [`Sleeper`]) and never uses a global random
+//! number generator.
 
+pub mod api;
+mod local;
 pub mod lock_table;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+pub use local::{LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Sleeper};
 
 pub use lock_table::{
     Acquired, KeyRange, LockManager, LockMode, LockStatus, LockTable, LockTarget, LockWait,

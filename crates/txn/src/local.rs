@@ -1,0 +1,548 @@
+//! [`LocalEngine`]: transactions in one process, over MVCC storage, the lock
+//! table and TrueTime.
+//!
+//! This is Spanner's single-group transaction protocol without the
+//! replication (§4.2.1 for read-write, §4.2.2 for read-only transactions):
+//!
+//! - **Read-write**: reads lock (shared or exclusive) and read the latest
+//!   committed version; writes lock exclusively and are buffered. At commit
+//!   the transaction is marked prepared in the lock table (from then on it
+//!   cannot be wounded), picks `s >= TT.now().latest` and above every
+//!   timestamp issued before, writes all its versions at `s` in one synced
+//!   batch, **waits until `TT.after(s)`** (commit wait), then releases its
+//!   locks. Anyone who learns of the commit afterwards gets a later
+//!   timestamp: external consistency.
+//! - **Wound-wait**: priority is the start timestamp. When a request wounds
+//!   younger holders, the engine aborts them on the spot: their locks are
+//!   released (their writes were only buffered, so nothing is undone) and
+//!   their next operation fails with [`Error::Wounded`].
+//! - **Read-only**: `s_read = TT.now().latest` (or the `AS OF` timestamp,
+//!   which must not be in the future), read lock-free once every commit with
+//!   a timestamp `<= s_read` has been applied: the engine's safe time. The
+//!   read timestamp also counts as issued, so no later commit can land at or
+//!   below it, and the snapshot never changes.
+//!
+//! Time and sleeping are injected ([`TrueTime`] and [`Sleeper`]): the server
+//! passes the system clock and tokio's timer, tests a manual clock.
+//!
+//! Left out: replication (the distributed engine), and moving the synced
+//! storage write off the async executor (the server's engine does that).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meridian_error::{Error, Result};
+use meridian_storage::{Durability, Engine, KeyRange, KvPair, Mvcc, ScanDirection};
+use meridian_truetime::{ManualClock, Timestamp, TrueTime, TtInterval};
+use tokio::sync::Notify;
+
+use crate::api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+use crate::lock_table::{self, LockManager, LockMode, LockTarget, TxnId, Wound};
+
+/// Sleeps: the engine's only way to let time pass (commit wait, lock
+/// timeouts). The server uses tokio's timer; tests advance a manual clock.
+pub trait Sleeper: Send + Sync + 'static {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// A [`Sleeper`] for tests and simulations: sleeping advances a manual clock
+/// by the requested duration (then yields once), so commit waits and lock
+/// timeouts take no real time and runs are deterministic.
+#[derive(Clone, Debug)]
+pub struct ManualSleeper {
+    /// The clock that sleeping advances.
+    clock: Arc<ManualClock>,
+}
+
+impl ManualSleeper {
+    /// A sleeper advancing `clock`.
+    pub fn new(clock: Arc<ManualClock>) -> Self {
+        Self { clock }
+    }
+}
+
+impl Sleeper for ManualSleeper {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.clock.advance(duration);
+        let mut yielded = false;
+        Box::pin(std::future::poll_fn(move |cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }))
+    }
+}
+
+/// How a [`LocalEngine`] behaves.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// How long a read-write transaction waits for one lock before failing
+    /// with a (retryable) lock timeout.
+    pub lock_timeout: Duration,
+    /// Durability of commits: `Sync` unless the data is disposable.
+    pub durability: Durability,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(10),
+            durability: Durability::Sync,
+        }
+    }
+}
+
+/// The single-process transaction engine. Cheap to clone.
+pub struct LocalEngine<E: Engine> {
+    /// Everything the transactions share.
+    inner: Arc<Inner<E>>,
+}
+
+impl<E: Engine> Clone for LocalEngine<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The shared state of a [`LocalEngine`].
+struct Inner<E: Engine> {
+    /// The versions.
+    mvcc: Mvcc<E>,
+    /// The lock table.
+    locks: LockManager,
+    /// Time.
+    tt: TrueTime,
+    /// How to wait.
+    sleeper: Arc<dyn Sleeper>,
+    /// Settings.
+    config: LocalConfig,
+    /// The next transaction id.
+    next_txn: AtomicU64,
+    /// Timestamps issued and commits in flight.
+    clock: Mutex<IssuedTimestamps>,
+    /// Signalled whenever an in-flight commit has been applied.
+    applied: Notify,
+    /// Transactions aborted by a wound, until they notice.
+    wounded: Mutex<HashMap<TxnId, TxnId>>,
+}
+
+/// The timestamps the engine handed out.
+#[derive(Debug, Default)]
+struct IssuedTimestamps {
+    /// The largest commit or read timestamp issued so far.
+    last: Timestamp,
+    /// Commit timestamps issued whose writes are not applied yet.
+    in_flight: BTreeSet<Timestamp>,
+}
+
+impl<E: Engine + 'static> LocalEngine<E> {
+    /// An engine over `engine`'s storage, with time from `tt` and sleeps from
+    /// `sleeper`.
+    pub fn new(
+        engine: E,
+        tt: TrueTime,
+        sleeper: Arc<dyn Sleeper>,
+        config: LocalConfig,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                mvcc: Mvcc::new(engine)?,
+                locks: LockManager::new(),
+                tt,
+                sleeper,
+                config,
+                next_txn: AtomicU64::new(1),
+                clock: Mutex::new(IssuedTimestamps::default()),
+                applied: Notify::new(),
+                wounded: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The MVCC store underneath (for garbage collection and inspection).
+    pub fn mvcc(&self) -> &Mvcc<E> {
+        &self.inner.mvcc
+    }
+
+    /// The lock table (for inspection).
+    pub fn locks(&self) -> &LockManager {
+        &self.inner.locks
+    }
+}
+
+impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
+    type Txn = LocalTxn<E>;
+
+    fn begin(&self, mode: TxnMode) -> impl Future<Output = Result<Self::Txn>> + Send {
+        let inner = self.inner.clone();
+        async move {
+            let id = TxnId(inner.next_txn.fetch_add(1, Ordering::Relaxed));
+            let now = inner.tt.now();
+            let start_ts = now.latest;
+            let read_ts = match mode {
+                TxnMode::ReadWrite => {
+                    inner.locks.begin(id, start_ts)?;
+                    None
+                }
+                TxnMode::ReadOnly(ReadTime::Strong) => Some(inner.issue_read_ts(start_ts).await),
+                TxnMode::ReadOnly(ReadTime::At(ts)) => {
+                    if ts > now.latest {
+                        return Err(Error::InvalidInput(format!(
+                            "cannot read as of {ts}: it is in the future (now is at most {})",
+                            now.latest
+                        )));
+                    }
+                    inner.mvcc.check_readable(ts)?;
+                    Some(inner.issue_read_ts(ts).await)
+                }
+            };
+            Ok(LocalTxn {
+                inner,
+                id,
+                mode,
+                start_ts,
+                read_ts,
+                writes: BTreeMap::new(),
+                finished: false,
+            })
+        }
+    }
+
+    fn now(&self) -> TtInterval {
+        self.inner.tt.now()
+    }
+}
+
+impl<E: Engine> Inner<E> {
+    /// Registers `ts` as a read timestamp (no later commit may land at or
+    /// below it) and waits until every commit at or below it is applied.
+    async fn issue_read_ts(&self, ts: Timestamp) -> Timestamp {
+        {
+            let mut clock = self.clock.lock().expect("clock lock poisoned");
+            clock.last = clock.last.max(ts);
+        }
+        loop {
+            // Register for the signal before checking, so none is missed.
+            let applied = self.applied.notified();
+            let safe = {
+                let clock = self.clock.lock().expect("clock lock poisoned");
+                clock.in_flight.first().is_none_or(|&first| first > ts)
+            };
+            if safe {
+                return ts;
+            }
+            applied.await;
+        }
+    }
+
+    /// Picks a commit timestamp: at least `TT.now().latest`, above every
+    /// timestamp issued, and records it as in flight.
+    fn issue_commit_ts(&self) -> Timestamp {
+        let latest = self.tt.now().latest;
+        let mut clock = self.clock.lock().expect("clock lock poisoned");
+        let s = latest.max(clock.last.next());
+        clock.last = s;
+        clock.in_flight.insert(s);
+        s
+    }
+
+    /// Marks the commit at `s` as applied (or abandoned).
+    fn finish_commit(&self, s: Timestamp) {
+        self.clock
+            .lock()
+            .expect("clock lock poisoned")
+            .in_flight
+            .remove(&s);
+        self.applied.notify_waiters();
+    }
+
+    /// Aborts the transactions a lock request wounded: their locks go now.
+    fn abort_wounded(&self, wounds: &[Wound]) {
+        for wound in wounds {
+            self.wounded
+                .lock()
+                .expect("wound lock poisoned")
+                .insert(wound.txn, wound.by);
+            self.locks.release_all(wound.txn);
+            tracing::debug!(txn = %wound.txn, by = %wound.by, "wounded");
+        }
+    }
+
+    /// Fails if `txn` was wounded.
+    fn check_not_wounded(&self, txn: TxnId) -> Result<()> {
+        match self.wounded.lock().expect("wound lock poisoned").get(&txn) {
+            Some(by) => Err(Wound { txn, by: *by }.error()),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a lock, waiting (with wound-wait and the lock timeout) if needed.
+    async fn lock(&self, txn: TxnId, target: LockTarget, mode: LockMode) -> Result<()> {
+        self.check_not_wounded(txn)?;
+        let now = self.tt.now().earliest;
+        let deadline = now.saturating_add(self.config.lock_timeout);
+        let wait = match self.locks.acquire(txn, target, mode, now, deadline) {
+            Ok(wait) => wait,
+            Err(err) => {
+                // The table forgets a wounded transaction once its locks are
+                // released; report the wound rather than "unknown".
+                self.check_not_wounded(txn)?;
+                return Err(err);
+            }
+        };
+        self.abort_wounded(wait.wounded());
+        if wait.is_granted_now() {
+            return Ok(());
+        }
+        let mut wait = wait;
+        loop {
+            let remaining = deadline.duration_since(self.tt.now().earliest);
+            let sleep = self.sleeper.sleep(remaining.max(Duration::from_millis(1)));
+            match first(&mut wait, sleep).await {
+                Some(outcome) => {
+                    self.check_not_wounded(txn)?;
+                    return outcome;
+                }
+                None => {
+                    self.locks.expire_waiters(self.tt.now().earliest);
+                }
+            }
+        }
+    }
+}
+
+/// Polls `a` and `b` together: `Some(a's output)` if `a` finishes first,
+/// `None` if `b` does.
+async fn first<A, B>(a: &mut A, b: Pin<Box<B>>) -> Option<A::Output>
+where
+    A: Future + Unpin,
+    B: Future<Output = ()> + Send + ?Sized,
+{
+    let mut b = b;
+    std::future::poll_fn(move |cx| {
+        if let std::task::Poll::Ready(out) = Pin::new(&mut *a).poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// A transaction of a [`LocalEngine`].
+pub struct LocalTxn<E: Engine> {
+    /// The engine.
+    inner: Arc<Inner<E>>,
+    /// Its id in the lock table.
+    id: TxnId,
+    /// Read-write or read-only.
+    mode: TxnMode,
+    /// When it began (its wound-wait priority).
+    start_ts: Timestamp,
+    /// The snapshot of a read-only transaction.
+    read_ts: Option<Timestamp>,
+    /// Buffered writes: `None` is a delete.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Set once committed or rolled back.
+    finished: bool,
+}
+
+impl<E: Engine> LocalTxn<E> {
+    fn ensure_writable(&self, what: &str) -> Result<()> {
+        match self.mode {
+            TxnMode::ReadWrite => Ok(()),
+            TxnMode::ReadOnly(_) => Err(Error::ReadOnlyTransaction(what.to_string())),
+        }
+    }
+
+    /// Ends the transaction's life in the lock table and the wound list.
+    fn release(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            if self.mode == TxnMode::ReadWrite {
+                self.inner.locks.release_all(self.id);
+                self.inner
+                    .wounded
+                    .lock()
+                    .expect("wound lock poisoned")
+                    .remove(&self.id);
+            }
+        }
+    }
+}
+
+impl<E: Engine> Drop for LocalTxn<E> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn lock_mode(strength: LockStrength) -> LockMode {
+    match strength {
+        LockStrength::Shared => LockMode::Shared,
+        LockStrength::Exclusive => LockMode::Exclusive,
+    }
+}
+
+/// The lock covering a storage key range (lock ranges are `[start, end)`).
+fn lock_target(range: &KeyRange) -> LockTarget {
+    let (start, end) = range.to_half_open();
+    LockTarget::Range(lock_table::KeyRange {
+        start: start.unwrap_or_default(),
+        end,
+    })
+}
+
+impl<E: Engine + 'static> Transaction for LocalTxn<E> {
+    fn id(&self) -> u64 {
+        self.id.0
+    }
+
+    fn mode(&self) -> TxnMode {
+        self.mode
+    }
+
+    fn start_ts(&self) -> Timestamp {
+        self.start_ts
+    }
+
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.read_ts
+    }
+
+    fn get(
+        &mut self,
+        key: &[u8],
+        lock: LockStrength,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        let key = key.to_vec();
+        async move {
+            if let Some(read_ts) = self.read_ts {
+                return self.inner.mvcc.get(&key, read_ts);
+            }
+            if let Some(own) = self.writes.get(&key) {
+                self.inner.check_not_wounded(self.id)?;
+                return Ok(own.clone());
+            }
+            self.inner
+                .lock(self.id, LockTarget::Key(key.clone()), lock_mode(lock))
+                .await?;
+            // Under the lock, the latest committed version is stable.
+            self.inner.mvcc.get(&key, Timestamp::MAX)
+        }
+    }
+
+    async fn scan(
+        &mut self,
+        range: KeyRange,
+        direction: ScanDirection,
+        limit: Option<usize>,
+        lock: LockStrength,
+    ) -> Result<Vec<KvPair>> {
+        if let Some(read_ts) = self.read_ts {
+            return self.inner.mvcc.scan(&range, read_ts, direction, limit);
+        }
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .lock(self.id, lock_target(&range), lock_mode(lock))
+            .await?;
+        // Own writes in the range: each delete may hide a stored row, so
+        // fetch that many more to still fill `limit` after merging.
+        let own: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .writes
+            .range::<Vec<u8>, _>((range.start.as_ref(), range.end.as_ref()))
+            .collect();
+        let stored_limit = limit.map(|l| l.saturating_add(own.len()));
+        let stored = self
+            .inner
+            .mvcc
+            .scan(&range, Timestamp::MAX, direction, stored_limit)?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for (key, value) in own {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        // With the larger fetch limit, the first `limit` merged rows are
+        // exactly the first `limit` rows the transaction can see.
+        let mut rows: Vec<KvPair> = merged.into_iter().collect();
+        if direction == ScanDirection::Reverse {
+            rows.reverse();
+        }
+        if let Some(limit) = limit {
+            rows.truncate(limit);
+        }
+        Ok(rows)
+    }
+
+    async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.ensure_writable("INSERT or UPDATE")?;
+        self.inner
+            .lock(self.id, LockTarget::Key(key.clone()), LockMode::Exclusive)
+            .await?;
+        self.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.ensure_writable("DELETE")?;
+        self.inner
+            .lock(self.id, LockTarget::Key(key.clone()), LockMode::Exclusive)
+            .await?;
+        self.writes.insert(key, None);
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<Option<Timestamp>> {
+        if self.read_ts.is_some() {
+            self.release();
+            return Ok(None);
+        }
+        self.inner.check_not_wounded(self.id)?;
+        if self.writes.is_empty() {
+            self.release();
+            return Ok(None);
+        }
+        // Past this point the transaction cannot be wounded.
+        if let Err(err) = self.inner.locks.prepare(self.id) {
+            self.inner.check_not_wounded(self.id)?;
+            return Err(err);
+        }
+        let s = self.inner.issue_commit_ts();
+        let writes = std::mem::take(&mut self.writes);
+        let written = self
+            .inner
+            .mvcc
+            .write(s, writes, self.inner.config.durability);
+        self.inner.finish_commit(s);
+        written?;
+        let sleeper = self.inner.sleeper.clone();
+        self.inner
+            .tt
+            .commit_wait(s, move |d| sleeper.sleep(d))
+            .await;
+        self.release();
+        Ok(Some(s))
+    }
+
+    fn rollback(mut self) -> impl Future<Output = Result<()>> + Send {
+        self.release();
+        std::future::ready(Ok(()))
+    }
+}

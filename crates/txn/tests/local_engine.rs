@@ -1,0 +1,295 @@
+//! The single-process transaction engine: strict 2PL with wound-wait, commit
+//! wait, lock-free read-only snapshots. Time is a manual clock, so every run
+//! is deterministic in what it checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_error::Error;
+use meridian_storage::{KeyRange, MemoryEngine, ScanDirection};
+use meridian_truetime::{ManualClock, Timestamp, TrueTime};
+use meridian_txn::{
+    testing, LocalConfig, LocalEngine, LockStrength, ManualSleeper, ReadTime, Transaction,
+    TxnEngine, TxnMode,
+};
+
+const S: LockStrength = LockStrength::Shared;
+const X: LockStrength = LockStrength::Exclusive;
+const RW: TxnMode = TxnMode::ReadWrite;
+const RO: TxnMode = TxnMode::ReadOnly(ReadTime::Strong);
+
+fn engine_with(config: LocalConfig) -> (Arc<ManualClock>, LocalEngine<MemoryEngine>) {
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::from_nanos(1_700_000_000_000_000_000),
+        Duration::from_millis(2),
+    ));
+    let engine = LocalEngine::new(
+        MemoryEngine::new(),
+        TrueTime::new(clock.clone()),
+        Arc::new(ManualSleeper::new(clock.clone())),
+        config,
+    )
+    .unwrap();
+    (clock, engine)
+}
+
+fn engine() -> (Arc<ManualClock>, LocalEngine<MemoryEngine>) {
+    engine_with(LocalConfig::default())
+}
+
+fn v(s: &str) -> Option<Vec<u8>> {
+    Some(s.as_bytes().to_vec())
+}
+
+async fn put(engine: &LocalEngine<MemoryEngine>, key: &str, value: &str) -> Timestamp {
+    let mut txn = engine.begin(RW).await.unwrap();
+    txn.put(key.into(), value.into()).await.unwrap();
+    txn.commit().await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn writes_are_private_until_commit_then_visible_after_commit_wait() {
+    let (clock, engine) = engine();
+    let tt = TrueTime::new(clock.clone());
+    let mut t1 = engine.begin(RW).await.unwrap();
+    t1.put(b"k".to_vec(), b"1".to_vec()).await.unwrap();
+    assert_eq!(t1.get(b"k", S).await.unwrap(), v("1"));
+    // A read-only transaction does not see the uncommitted write, and does
+    // not wait for the writer's lock either.
+    let mut ro = engine.begin(RO).await.unwrap();
+    assert_eq!(ro.get(b"k", S).await.unwrap(), None);
+    let start = t1.start_ts();
+    let s = t1.commit().await.unwrap().unwrap();
+    assert!(s >= start);
+    assert!(tt.after(s), "commit returned before commit wait ended");
+    let mut ro = engine.begin(RO).await.unwrap();
+    assert!(ro.read_ts().unwrap() > s);
+    assert_eq!(ro.get(b"k", S).await.unwrap(), v("1"));
+}
+
+#[tokio::test]
+async fn commit_timestamps_increase_and_snapshots_read_the_past() {
+    let (_clock, engine) = engine();
+    let s1 = put(&engine, "k", "old").await;
+    let s2 = put(&engine, "k", "new").await;
+    assert!(s2 > s1);
+    let mut past = engine
+        .begin(TxnMode::ReadOnly(ReadTime::At(s1)))
+        .await
+        .unwrap();
+    assert_eq!(past.get(b"k", S).await.unwrap(), v("old"));
+    let mut before = engine
+        .begin(TxnMode::ReadOnly(ReadTime::At(s1.prev())))
+        .await
+        .unwrap();
+    assert_eq!(before.get(b"k", S).await.unwrap(), None);
+    let future = engine.now().latest.saturating_add(Duration::from_secs(60));
+    let err = engine
+        .begin(TxnMode::ReadOnly(ReadTime::At(future)))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn read_only_transactions_refuse_writes() {
+    let (_clock, engine) = engine();
+    let mut ro = engine.begin(RO).await.unwrap();
+    let err = ro.put(b"k".to_vec(), b"v".to_vec()).await.unwrap_err();
+    assert!(matches!(err, Error::ReadOnlyTransaction(_)), "{err:?}");
+    let err = ro.delete(b"k".to_vec()).await.unwrap_err();
+    assert!(matches!(err, Error::ReadOnlyTransaction(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_older_transaction_wounds_a_younger_holder() {
+    let (clock, engine) = engine();
+    let mut older = engine.begin(RW).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    let mut younger = engine.begin(RW).await.unwrap();
+    younger.put(b"k".to_vec(), b"young".to_vec()).await.unwrap();
+    // The older transaction wounds the younger and gets the lock at once:
+    // the younger one's locks are released on the spot.
+    older.put(b"k".to_vec(), b"old".to_vec()).await.unwrap();
+    let err = younger.get(b"other", S).await.unwrap_err();
+    assert!(matches!(err, Error::Wounded { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    let err = younger.commit().await.unwrap_err();
+    assert!(matches!(err, Error::Wounded { .. }), "{err:?}");
+    older.commit().await.unwrap();
+    let mut ro = engine.begin(RO).await.unwrap();
+    assert_eq!(ro.get(b"k", S).await.unwrap(), v("old"));
+}
+
+#[tokio::test]
+async fn a_younger_transaction_waits_for_an_older_holder() {
+    // Real (tokio) time: the wait lasts until the holder commits.
+    let engine = testing::memory_engine(Duration::from_secs(30));
+    let mut older = engine.begin(RW).await.unwrap();
+    older.put(b"k".to_vec(), b"1".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut younger = engine.begin(RW).await.unwrap();
+    let waiter = tokio::spawn(async move {
+        let seen = younger.get(b"k", X).await;
+        (younger, seen)
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished());
+    older.commit().await.unwrap();
+    let (younger, seen) = waiter.await.unwrap();
+    assert_eq!(seen.unwrap(), v("1"));
+    younger.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn lock_waits_time_out_with_a_retryable_error() {
+    let config = LocalConfig {
+        lock_timeout: Duration::from_millis(50),
+        ..LocalConfig::default()
+    };
+    let (clock, engine) = engine_with(config);
+    let mut older = engine.begin(RW).await.unwrap();
+    older.get(b"k", X).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    let mut younger = engine.begin(RW).await.unwrap();
+    let err = younger.get(b"k", S).await.unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn scans_merge_own_writes_and_lock_out_phantoms() {
+    let engine = testing::memory_engine(Duration::from_secs(30));
+    for k in ["a", "b", "d", "e"] {
+        put(&engine, k, k).await;
+    }
+    let mut t1 = engine.begin(RW).await.unwrap();
+    t1.delete(b"b".to_vec()).await.unwrap();
+    t1.put(b"c".to_vec(), b"c1".to_vec()).await.unwrap();
+    let fwd = t1
+        .scan(KeyRange::new("a", "e"), ScanDirection::Forward, Some(3), S)
+        .await
+        .unwrap();
+    let keys: Vec<_> = fwd.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [b"a", b"c", b"d"]);
+    let rev = t1
+        .scan(KeyRange::all(), ScanDirection::Reverse, Some(2), S)
+        .await
+        .unwrap();
+    let keys: Vec<_> = rev.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [b"e", b"d"]);
+    // A younger transaction cannot insert into the scanned range: it waits.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut t2 = engine.begin(RW).await.unwrap();
+    let inserter = tokio::spawn(async move {
+        let r = t2.put(b"bb".to_vec(), b"x".to_vec()).await;
+        (t2, r)
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!inserter.is_finished());
+    t1.commit().await.unwrap();
+    let (t2, r) = inserter.await.unwrap();
+    r.unwrap();
+    t2.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_a_transaction_releases_its_locks() {
+    let (clock, engine) = engine();
+    {
+        let mut t1 = engine.begin(RW).await.unwrap();
+        t1.put(b"k".to_vec(), b"lost".to_vec()).await.unwrap();
+    }
+    clock.advance(Duration::from_millis(1));
+    let mut t2 = engine.begin(RW).await.unwrap();
+    assert_eq!(t2.get(b"k", X).await.unwrap(), None);
+    assert_eq!(engine.locks().inspect(|t| t.txn_ids().len()), 1);
+}
+
+/// Concurrent transfers between accounts, retried on retryable errors, and
+/// concurrent read-only audits: the total never changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_transfers_conserve_the_total() {
+    const ACCOUNTS: u64 = 5;
+    const INITIAL: u64 = 100;
+    let engine = testing::memory_engine(Duration::from_secs(30));
+    let account = |i: u64| format!("acct/{i}").into_bytes();
+    let mut setup = engine.begin(RW).await.unwrap();
+    for i in 0..ACCOUNTS {
+        setup
+            .put(account(i), INITIAL.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    setup.commit().await.unwrap();
+
+    let decode = |v: Option<Vec<u8>>| u64::from_be_bytes(v.unwrap().try_into().unwrap());
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let engine = engine.clone();
+        workers.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for n in 0..40u64 {
+                let (from, to) = ((w + n) % ACCOUNTS, (w + 2 * n + 1) % ACCOUNTS);
+                if from == to {
+                    continue;
+                }
+                loop {
+                    let mut txn = engine.begin(RW).await.unwrap();
+                    let attempt = async {
+                        let a = decode(txn.get(&account(from), X).await?);
+                        let b = decode(txn.get(&account(to), X).await?);
+                        let amount = a.min(7);
+                        txn.put(account(from), (a - amount).to_be_bytes().to_vec())
+                            .await?;
+                        txn.put(account(to), (b + amount).to_be_bytes().to_vec())
+                            .await?;
+                        Ok::<_, Error>(())
+                    }
+                    .await;
+                    match attempt {
+                        Ok(()) => match txn.commit().await {
+                            Ok(_) => break,
+                            Err(e) if e.is_retryable() => retries += 1,
+                            Err(e) => panic!("{e}"),
+                        },
+                        Err(e) if e.is_retryable() => {
+                            txn.rollback().await.unwrap();
+                            retries += 1;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    let auditor = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                let mut ro = engine.begin(RO).await.unwrap();
+                let rows = ro
+                    .scan(KeyRange::prefix(b"acct/"), ScanDirection::Forward, None, S)
+                    .await
+                    .unwrap();
+                let total: u64 = rows.into_iter().map(|(_, v)| decode(Some(v))).sum();
+                assert_eq!(total, ACCOUNTS * INITIAL);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    auditor.await.unwrap();
+    let mut ro = engine.begin(RO).await.unwrap();
+    let rows = ro
+        .scan(KeyRange::prefix(b"acct/"), ScanDirection::Forward, None, S)
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, ACCOUNTS);
+    let total: u64 = rows.into_iter().map(|(_, v)| decode(Some(v))).sum();
+    assert_eq!(total, ACCOUNTS * INITIAL);
+}
