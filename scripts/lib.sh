@@ -54,3 +54,29 @@ ensure_build_deps() {
     fi
     # protoc is vendored by the protoc-bin-vendored crate: nothing to install.
 }
+
+# What the wire-protocol tests drive: psql, the PostgreSQL JDBC driver (with a
+# JDK to compile the test client), and psycopg 3 in a virtualenv of our own
+# (Debian's system Python refuses pip installs).
+ensure_test_deps() {
+    local missing=()
+    command -v psql >/dev/null || missing+=(postgresql-client)
+    command -v javac >/dev/null || missing+=(default-jdk-headless)
+    [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+    command -v python3 >/dev/null || missing+=(python3)
+    if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        missing+=(python3-venv)
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+    local venv="$HOME/.cache/meridian/venv"
+    if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c 'import psycopg' 2>/dev/null; then
+        log "installing psycopg 3 into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "psycopg[binary]"
+    fi
+    export PATH="$venv/bin:$PATH"
+    # The client tests fail, rather than skip, when a client is missing.
+    export MERIDIAN_REQUIRE_CLIENTS=1
+}

@@ -1,21 +1,35 @@
-//! `meridian demo`: a guided tour of Meridian's foundations on a real RocksDB
-//! data directory. Each run commits one "visit" with TrueTime commit wait, then
-//! reads the visit counter as of every earlier visit (MVCC time travel, across
-//! restarts), and plays out wound-wait in the lock table.
+//! `meridian demo`: the embedded database, one command, no configuration.
 //!
-//! This becomes the embedded SQL database with its shell when the SQL layer
-//! lands; until then it shows what the layers underneath really do.
+//! It opens the single-process database at a data directory (RocksDB, the
+//! system clock as TrueTime, the local transaction engine: see
+//! `meridian_server::local`), serves the PostgreSQL wire protocol on the SQL
+//! address (`meridian_pg::serve`), and opens the SQL shell on it. With
+//! `--no-shell` it serves until SIGINT or SIGTERM instead, for `psql`,
+//! drivers and tests. Data survives restarts.
+//!
+//! It refuses to start, with a clear message and a non-zero exit, when the
+//! data directory is damaged (RocksDB checksums) or in use, and when the SQL
+//! address is taken. Once serving, it stops if the system clock is seen
+//! outside its uncertainty bound (a node must fence itself rather than hand
+//! out timestamps it cannot stand behind).
+//!
+//! Left out, for now: the 3-replica Paxos groups of the distributed engine
+//! (the demo runs the single-process engine, which has the same transaction
+//! semantics without replication), and a password (trust authentication on
+//! a loopback address).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use meridian_error::{Error, Result};
-use meridian_server::clock::{SystemClock, DEFAULT_EPSILON};
-use meridian_storage::{Durability, Mvcc, RocksEngine, RocksOptions};
-use meridian_truetime::{Timestamp, TrueTime};
-use meridian_txn::{LockMode, LockStatus, LockTable, LockTarget, TxnId};
+use meridian_server::clock::DEFAULT_EPSILON;
+use meridian_server::local::{self, LocalOptions};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::shell::{self, SqlArgs};
 
 /// Options of `meridian demo`.
 #[derive(Args, Debug)]
@@ -23,163 +37,147 @@ pub struct DemoArgs {
     /// Where the data lives; it survives restarts.
     #[arg(long, default_value = "./meridian-data")]
     data_dir: PathBuf,
+    /// The address to serve the PostgreSQL protocol on (port 0 picks a free
+    /// one; the URL printed says which).
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    sql_addr: String,
+    /// Serve until SIGINT/SIGTERM instead of opening the shell.
+    #[arg(long)]
+    no_shell: bool,
     /// The clock uncertainty bound ε, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_EPSILON.as_millis() as u64)]
     epsilon_ms: u64,
 }
 
-/// The key counting visits.
-const VISITS: &[u8] = b"/demo/visits";
-/// The key listing the commit timestamps of all visits.
-const HISTORY: &[u8] = b"/demo/history";
+/// The user and database the demo serves.
+const USER: &str = "meridian";
+/// The database name clients connect to.
+const DATABASE: &str = "meridian";
+/// How often the clock's bound is checked.
+const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long connections get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs the tour.
-pub async fn run(args: DemoArgs) -> Result<()> {
-    println!("Meridian demo: a tour of the foundations\n");
-
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(args.epsilon_ms)));
-    let tt = TrueTime::new(clock.clone());
-    let engine = RocksEngine::open(&args.data_dir, RocksOptions::default())?;
-    let mvcc = Mvcc::new(engine)?;
-    println!(
-        "storage   RocksDB at {} opened; every SST block checksum verified",
-        args.data_dir.display()
-    );
-    let now = tt.now();
-    println!(
-        "truetime  TT.now() = {now}\n          width {:?} = 2ε: the true time is somewhere inside",
-        now.width()
-    );
-
-    // Read-modify-write of the visit counter: read at a timestamp, commit a
-    // new version at a later one, and commit-wait before saying it's done.
-    clock.check()?;
-    let read_ts = tt.now().latest;
-    let visits = decode_u64(mvcc.get(VISITS, read_ts)?)?.unwrap_or(0) + 1;
-    let mut history = mvcc.get(HISTORY, read_ts)?.unwrap_or_default();
-    let commit_ts = tt.now().latest.max(read_ts.next());
-    history.extend_from_slice(&commit_ts.to_be_bytes());
-    mvcc.write(
-        commit_ts,
-        [
-            (VISITS, Some(visits.to_be_bytes().to_vec())),
-            (HISTORY, Some(history.clone())),
-        ],
-        Durability::Sync,
-    )?;
-    let started = Instant::now();
-    tt.commit_wait(commit_ts, tokio::time::sleep).await;
-    println!(
-        "commit    visit #{visits} written (fsynced) at s = {commit_ts}\n          \
-         commit wait: {:?} until TT.after(s); any later transaction anywhere gets a larger timestamp",
-        started.elapsed()
-    );
-
-    println!("history   MVCC reads of the visit counter as of each visit's commit timestamp:");
-    let stamps: Vec<Timestamp> = history
-        .chunks_exact(8)
-        .map(|c| Timestamp::from_be_bytes(c.try_into().expect("chunks of 8")))
-        .collect();
-    let shown = stamps.len().saturating_sub(5);
-    if shown > 0 {
-        println!("          ... {shown} earlier visits");
-    }
-    for &stamp in &stamps[shown..] {
-        let before = decode_u64(mvcc.get(VISITS, stamp.prev())?)?.unwrap_or(0);
-        let at = decode_u64(mvcc.get(VISITS, stamp)?)?.unwrap_or(0);
-        println!("          at {stamp}: {before} -> {at}");
-    }
-
-    wound_wait(read_ts)?;
-
-    println!(
-        "\nRun `meridian demo` again: the visits are still there, each readable at its own time."
-    );
-    Ok(())
+/// The connection URL for a server listening on `addr`.
+pub fn url(addr: SocketAddr) -> String {
+    format!("postgres://{USER}@{addr}/{DATABASE}")
 }
 
-/// Plays out wound-wait (Spanner §4.2.1) in the lock table: a younger
-/// transaction waits for an older one, an older one wounds a younger one.
-fn wound_wait(now: Timestamp) -> Result<()> {
-    let (old, young) = (TxnId(1), TxnId(2));
-    let deadline = now.saturating_add(Duration::from_secs(5));
-    let mut locks = LockTable::new();
-    locks.begin(old, now)?;
-    locks.begin(young, now.next())?;
-    println!("\nlocks     t1 started before t2, so t1 is older (higher priority)");
-    let key = |k: &str| LockTarget::Key(k.as_bytes().to_vec());
+/// Runs the demo; returns the process exit status.
+pub async fn run(args: DemoArgs) -> Result<u8> {
+    let db = local::open(
+        &args.data_dir,
+        LocalOptions {
+            epsilon: Duration::from_millis(args.epsilon_ms),
+            ..LocalOptions::default()
+        },
+    )
+    .map_err(|err| explain_open_error(&args.data_dir, err))?;
+    let listener = TcpListener::bind(&args.sql_addr)
+        .await
+        .map_err(|err| explain_bind_error(&args.sql_addr, err))?;
+    let addr = listener.local_addr()?;
+    let url = url(addr);
 
-    locks.acquire(
-        old,
-        key("/accounts/alice"),
-        LockMode::Exclusive,
-        now,
-        deadline,
-    )?;
-    let waits = locks.acquire(
-        young,
-        key("/accounts/alice"),
-        LockMode::Shared,
-        now,
-        deadline,
-    )?;
-    println!(
-        "          t1 locks alice (X); t2 asks for alice (S): {}",
-        describe(&waits.status)
-    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = meridian_pg::PgConfig {
+        password: None,
+        user: USER.to_string(),
+        database: DATABASE.to_string(),
+        server_version: format!("15.0 (Meridian {})", env!("CARGO_PKG_VERSION")),
+    };
+    let mut server = tokio::spawn(meridian_pg::serve(listener, db.engine(), config, async {
+        let _ = stop_rx.await;
+    }));
 
-    locks.cancel_wait(young);
-    locks.acquire(
-        young,
-        key("/accounts/bob"),
-        LockMode::Exclusive,
-        now,
-        deadline,
-    )?;
-    let wounds = locks.acquire(
-        old,
-        key("/accounts/bob"),
-        LockMode::Exclusive,
-        now,
-        deadline,
-    )?;
-    for wound in &wounds.wounded {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let watched = db.clone();
+    let fenced = async move { watched.clock_fenced(CLOCK_CHECK_INTERVAL).await };
+    tokio::pin!(fenced);
+    let outcome: Result<u8> = if args.no_shell {
         println!(
-            "          t2 locks bob (X); t1 asks for bob (X): {}; {} is wounded: \"{}\"",
-            describe(&wounds.status),
-            wound.txn,
-            wound.error()
+            "Meridian demo: the embedded database at {}",
+            args.data_dir.display()
         );
-    }
-    let woken = locks.release_all(young);
-    let granted: Vec<String> = woken.granted.iter().map(|t| t.to_string()).collect();
-    println!(
-        "          t2 aborts and releases its locks: {} granted bob; no deadlock is possible",
-        granted.join(", ")
-    );
-    for line in locks.to_string().lines().filter(|l| l.starts_with("key")) {
-        println!("          lock table: {line}");
-    }
-    Ok(())
-}
+        println!("serving the PostgreSQL protocol at {url}");
+        println!("connect with:  meridian sql --url {url}");
+        println!("          or:  psql {url}");
+        println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => Ok(0),
+            _ = sigterm.recv() => Ok(0),
+            err = &mut fenced => Err(err),
+            served = &mut server => Err(server_ended(served)),
+        }
+    } else {
+        eprintln!(
+            "Meridian demo: the embedded database at {}, serving {url}",
+            args.data_dir.display()
+        );
+        let shell = shell::run(SqlArgs {
+            url: url.clone(),
+            ..SqlArgs::default()
+        });
+        tokio::select! {
+            code = shell => Ok(code),
+            _ = sigterm.recv() => Ok(0),
+            err = &mut fenced => Err(err),
+            served = &mut server => Err(server_ended(served)),
+        }
+    };
 
-fn describe(status: &LockStatus) -> String {
-    match status {
-        LockStatus::Granted => "granted".to_string(),
-        LockStatus::Waiting { blockers } => {
-            let names: Vec<String> = blockers.iter().map(|t| t.to_string()).collect();
-            format!("waits for {}", names.join(", "))
+    // Stop accepting, let sessions finish, close the database.
+    let _ = stop_tx.send(());
+    if !server.is_finished() {
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(Ok(Err(err))) => tracing::warn!(%err, "the SQL server stopped with an error"),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!("sessions still open after {SHUTDOWN_GRACE:?}; closing anyway");
+                server.abort();
+            }
         }
     }
+    if args.no_shell && outcome.is_ok() {
+        println!("stopped");
+    }
+    outcome
 }
 
-fn decode_u64(value: Option<Vec<u8>>) -> Result<Option<u64>> {
-    value
-        .map(|bytes| {
-            let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                Error::Corruption(format!("demo counter holds {} bytes, not 8", bytes.len()))
-            })?;
-            Ok(u64::from_be_bytes(bytes))
-        })
-        .transpose()
+/// Why the server task ended early, as an error.
+fn server_ended(served: std::result::Result<Result<()>, tokio::task::JoinError>) -> Error {
+    match served {
+        Ok(Ok(())) => Error::Internal("the SQL server stopped unexpectedly".into()),
+        Ok(Err(err)) => err,
+        Err(err) => Error::Internal(format!("the SQL server failed: {err}")),
+    }
+}
+
+/// Says what to do about a data directory that cannot be opened.
+fn explain_open_error(dir: &std::path::Path, err: Error) -> Error {
+    match err {
+        Error::Corruption(msg) => Error::Corruption(format!(
+            "{msg}\nthe data directory {} is damaged; refusing to start. Restore it from a \
+             backup, or start afresh with another --data-dir",
+            dir.display()
+        )),
+        Error::Io(msg) if msg.contains("lock") => Error::Io(format!(
+            "{msg}\nthe data directory {} is in use (is another `meridian demo` running on it?)",
+            dir.display()
+        )),
+        other => other,
+    }
+}
+
+/// Says what to do about an SQL address that cannot be served.
+fn explain_bind_error(addr: &str, err: std::io::Error) -> Error {
+    let hint = match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another server (another `meridian demo`, or PostgreSQL) is using it: \
+             pick another with --sql-addr HOST:PORT"
+        }
+        std::io::ErrorKind::PermissionDenied => "; pick a port above 1023 with --sql-addr",
+        _ => "",
+    };
+    Error::Io(format!("cannot serve SQL on {addr}: {err}{hint}"))
 }

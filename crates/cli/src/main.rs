@@ -1,9 +1,11 @@
 //! `meridian`: the command-line entry point.
 //!
-//! Subcommands arrive with the layers they drive; today there is `demo`, a
-//! guided tour of the foundations on a real data directory.
+//! Subcommands arrive with the layers they drive: `demo` (the embedded
+//! database with its SQL shell) and `sql` (the shell, against any
+//! PostgreSQL-protocol server).
 
 mod demo;
+mod shell;
 
 use clap::{Parser, Subcommand};
 
@@ -19,8 +21,10 @@ struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the embedded demo on a local data directory.
+    /// The embedded database: serve SQL on a local data directory and open the shell.
     Demo(demo::DemoArgs),
+    /// The interactive SQL shell (also runs -e statements and -f scripts).
+    Sql(shell::SqlArgs),
 }
 
 #[tokio::main]
@@ -35,9 +39,10 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Sql(args) => return std::process::ExitCode::from(shell::run(args).await),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             eprintln!("meridian: {err}");
             std::process::ExitCode::FAILURE

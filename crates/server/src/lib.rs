@@ -3,8 +3,10 @@
 //! or passive; the server drives them.
 //!
 //! So far it holds the system clock ([`clock::SystemClock`]), the only reader
-//! of the operating system's time in Meridian. Replica drivers, the gRPC
-//! services, routing and the transaction coordinator arrive with the issues
-//! that build them.
+//! of the operating system's time in Meridian, and the embedded
+//! single-process database ([`local`]) that `meridian demo` serves. Replica
+//! drivers, the gRPC services, routing and the transaction coordinator arrive
+//! with the issues that build them.
 
 pub mod clock;
+pub mod local;

@@ -1,0 +1,4 @@
+-- A syntax error points at the offending token.
+SELECT id
+  FROM accounts
+ WHERE id = = 1;

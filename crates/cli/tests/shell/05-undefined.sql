@@ -1,0 +1,2 @@
+-- An unknown table.
+SELECT * FROM nosuch;
