@@ -91,9 +91,10 @@ pub trait Transaction: Send + 'static {
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
 
     /// The pairs of `range` in `direction` order, at most `limit`, merged with
-    /// the transaction's own writes. A read-write transaction locks the whole
-    /// range with `lock`, so no other transaction can insert into it (no
-    /// phantoms) until this one ends.
+    /// the transaction's own writes. A read-write transaction locks with
+    /// `lock` the part of the range its answer depends on (through the last
+    /// row returned when `limit` is reached, else the whole range), so no
+    /// other transaction can insert into it (no phantoms) until this one ends.
     fn scan(
         &mut self,
         range: KeyRange,

@@ -30,6 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -368,6 +369,45 @@ impl<E: Engine> LocalTxn<E> {
         }
     }
 
+    /// The first `limit` pairs of `range` in `direction` order as this
+    /// transaction sees them: the latest committed data merged with its own
+    /// writes. Takes no lock.
+    fn read_merged(
+        &self,
+        range: &KeyRange,
+        direction: ScanDirection,
+        limit: Option<usize>,
+    ) -> Result<Vec<KvPair>> {
+        // Own writes in the range: each delete may hide a stored row, so
+        // fetch that many more to still fill `limit` after merging.
+        let own: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .writes
+            .range::<Vec<u8>, _>((range.start.as_ref(), range.end.as_ref()))
+            .collect();
+        let stored_limit = limit.map(|l| l.saturating_add(own.len()));
+        let stored = self
+            .inner
+            .mvcc
+            .scan(range, Timestamp::MAX, direction, stored_limit)?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for (key, value) in own {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        // With the larger fetch limit, the first `limit` merged rows are
+        // exactly the first `limit` rows the transaction can see.
+        let mut rows: Vec<KvPair> = merged.into_iter().collect();
+        if direction == ScanDirection::Reverse {
+            rows.reverse();
+        }
+        if let Some(limit) = limit {
+            rows.truncate(limit);
+        }
+        Ok(rows)
+    }
+
     /// Ends the transaction's life in the lock table and the wound list.
     fn release(&mut self) {
         if !self.finished {
@@ -395,6 +435,38 @@ fn lock_mode(strength: LockStrength) -> LockMode {
         LockStrength::Shared => LockMode::Shared,
         LockStrength::Exclusive => LockMode::Exclusive,
     }
+}
+
+/// The part of `range` a scan in `direction` has read once it returned the
+/// row at `last`: from the scan's starting end through `last`.
+fn span_through(range: &KeyRange, direction: ScanDirection, last: &[u8]) -> KeyRange {
+    match direction {
+        ScanDirection::Forward => KeyRange {
+            start: range.start.clone(),
+            end: Bound::Included(last.to_vec()),
+        },
+        ScanDirection::Reverse => KeyRange {
+            start: Bound::Included(last.to_vec()),
+            end: range.end.clone(),
+        },
+    }
+}
+
+/// Whether every key of `inner` lies in `outer`.
+fn covers(outer: &KeyRange, inner: &KeyRange) -> bool {
+    let (outer_lo, outer_hi) = outer.to_half_open();
+    let (inner_lo, inner_hi) = inner.to_half_open();
+    let lo_ok = match (outer_lo, inner_lo) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(o), Some(i)) => o <= i,
+    };
+    let hi_ok = match (outer_hi, inner_hi) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(o), Some(i)) => o >= i,
+    };
+    lo_ok && hi_ok
 }
 
 /// The lock covering a storage key range (lock ranges are `[start, end)`).
@@ -458,37 +530,28 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner
-            .lock(self.id, lock_target(&range), lock_mode(lock))
-            .await?;
-        // Own writes in the range: each delete may hide a stored row, so
-        // fetch that many more to still fill `limit` after merging.
-        let own: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
-            .writes
-            .range::<Vec<u8>, _>((range.start.as_ref(), range.end.as_ref()))
-            .collect();
-        let stored_limit = limit.map(|l| l.saturating_add(own.len()));
-        let stored = self
-            .inner
-            .mvcc
-            .scan(&range, Timestamp::MAX, direction, stored_limit)?;
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
-        for (key, value) in own {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
+        // Lock only what the answer depends on: with a limit that is reached,
+        // the span from the range's start through the last row returned (in
+        // scan order); otherwise the whole range. The span is found by
+        // reading, locked, and the read repeated under the lock; if rows
+        // vanished meanwhile, the answer reaches further and the lock grows.
+        let mut held: Option<KeyRange> = None;
+        loop {
+            let rows = self.read_merged(&range, direction, limit)?;
+            let needed = match (limit, rows.last()) {
+                (Some(limit), Some((last, _))) if rows.len() >= limit => {
+                    span_through(&range, direction, last)
+                }
+                _ => range.clone(),
             };
+            if held.as_ref().is_some_and(|held| covers(held, &needed)) {
+                return Ok(rows);
+            }
+            self.inner
+                .lock(self.id, lock_target(&needed), lock_mode(lock))
+                .await?;
+            held = Some(needed);
         }
-        // With the larger fetch limit, the first `limit` merged rows are
-        // exactly the first `limit` rows the transaction can see.
-        let mut rows: Vec<KvPair> = merged.into_iter().collect();
-        if direction == ScanDirection::Reverse {
-            rows.reverse();
-        }
-        if let Some(limit) = limit {
-            rows.truncate(limit);
-        }
-        Ok(rows)
     }
 
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {

@@ -293,3 +293,63 @@ async fn bank_transfers_conserve_the_total() {
     let total: u64 = rows.into_iter().map(|(_, v)| decode(Some(v))).sum();
     assert_eq!(total, ACCOUNTS * INITIAL);
 }
+
+#[tokio::test]
+async fn a_limited_scan_locks_only_the_span_it_read() {
+    let engine = testing::memory_engine(Duration::from_secs(30));
+    for k in ["b", "d", "f"] {
+        put(&engine, k, k).await;
+    }
+    let mut reader = engine.begin(RW).await.unwrap();
+    let first = reader
+        .scan(KeyRange::all(), ScanDirection::Forward, Some(1), S)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![(b"b".to_vec(), b"b".to_vec())]);
+    let last = reader
+        .scan(KeyRange::all(), ScanDirection::Reverse, Some(1), S)
+        .await
+        .unwrap();
+    assert_eq!(last, vec![(b"f".to_vec(), b"f".to_vec())]);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+
+    // Past the span read, a younger writer goes ahead at once ...
+    let mut writer = engine.begin(RW).await.unwrap();
+    writer.put(b"c".to_vec(), b"c".to_vec()).await.unwrap();
+    writer.commit().await.unwrap();
+
+    // ... but inside it (before "b", or after "f"), it waits for the reader.
+    for key in ["a", "g"] {
+        let mut writer = engine.begin(RW).await.unwrap();
+        let insert = tokio::spawn(async move {
+            let r = writer.put(key.into(), b"x".to_vec()).await;
+            (writer, r)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!insert.is_finished(), "insert of {key} did not wait");
+        insert.abort();
+    }
+    reader.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_limited_scan_locks_through_its_first_visible_row() {
+    let engine = testing::memory_engine(Duration::from_secs(30));
+    for k in ["a", "b", "c"] {
+        put(&engine, k, k).await;
+    }
+    // The reader's own delete of "a" is merged in: its first row is "b",
+    // so the span through "b" is locked; "c" stays free.
+    let mut reader = engine.begin(RW).await.unwrap();
+    reader.delete(b"a".to_vec()).await.unwrap();
+    let first = reader
+        .scan(KeyRange::all(), ScanDirection::Forward, Some(1), X)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![(b"b".to_vec(), b"b".to_vec())]);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut writer = engine.begin(RW).await.unwrap();
+    writer.put(b"c".to_vec(), b"c2".to_vec()).await.unwrap();
+    writer.commit().await.unwrap();
+    reader.commit().await.unwrap();
+}
