@@ -4,9 +4,11 @@
 //!
 //! So far it holds the system clock ([`clock::SystemClock`]), the only reader
 //! of the operating system's time in Meridian, and the embedded
-//! single-process database ([`local`]) that `meridian demo` serves. Replica
+//! single-process database ([`local`]) that `meridian demo` serves, and the
+//! durable storage of a Paxos replica ([`paxos_log::PaxosStore`]). Replica
 //! drivers, the gRPC services, routing and the transaction coordinator arrive
 //! with the issues that build them.
 
 pub mod clock;
 pub mod local;
+pub mod paxos_log;
