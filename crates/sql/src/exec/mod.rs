@@ -384,21 +384,16 @@ impl<'a, T: Transaction> Executor<'a, T> {
         let mut out = Vec::new();
         let mut right_matched = vec![false; r.len()];
         for lrow in l {
-            let mut matched = false;
-            for (i, rrow) in r.iter().enumerate() {
-                let mut joined = lrow.clone();
-                joined.extend(rrow.iter().cloned());
-                if on.map_or(Ok(true), |c| c.eval_bool(&joined, &env))? {
-                    matched = true;
-                    right_matched[i] = true;
-                    out.push(joined);
-                }
-            }
-            if !matched && kind != JoinKind::Inner {
-                let mut joined = lrow;
-                joined.extend(std::iter::repeat_n(Value::Null, rw));
-                out.push(joined);
-            }
+            let matched = join_row(
+                &lrow,
+                0..r.len(),
+                &r,
+                on,
+                &env,
+                &mut right_matched,
+                &mut out,
+            )?;
+            pad_unmatched_left(&mut out, lrow, matched, kind, rw);
         }
         if kind == JoinKind::Full {
             pad_unmatched_right(&mut out, r, &right_matched, lw);
@@ -440,30 +435,63 @@ impl<'a, T: Transaction> Executor<'a, T> {
                 .iter()
                 .map(|k| k.eval(&lrow, &env))
                 .collect::<Result<_>>()?;
-            let mut matched = false;
-            if !key.iter().any(Value::is_null) {
-                if let Some(candidates) = table.get(&key) {
-                    for &i in candidates {
-                        let mut joined = lrow.clone();
-                        joined.extend(r[i].iter().cloned());
-                        if on.map_or(Ok(true), |c| c.eval_bool(&joined, &env))? {
-                            matched = true;
-                            right_matched[i] = true;
-                            out.push(joined);
-                        }
-                    }
-                }
-            }
-            if !matched && kind != JoinKind::Inner {
-                let mut joined = lrow;
-                joined.extend(std::iter::repeat_n(Value::Null, rw));
-                out.push(joined);
-            }
+            // A NULL key matches nothing.
+            let candidates = if key.iter().any(Value::is_null) {
+                None
+            } else {
+                table.get(&key)
+            };
+            let candidates = candidates.into_iter().flatten().copied();
+            let matched = join_row(
+                &lrow,
+                candidates,
+                &r,
+                on,
+                &env,
+                &mut right_matched,
+                &mut out,
+            )?;
+            pad_unmatched_left(&mut out, lrow, matched, kind, rw);
         }
         if kind == JoinKind::Full {
             pad_unmatched_right(&mut out, r, &right_matched, lw);
         }
         Ok(out)
+    }
+}
+
+/// Joins `lrow` with each candidate right row (by index into `r`) that
+/// satisfies `on`, appending the joined rows to `out` and marking the right
+/// rows matched. Returns whether any did.
+fn join_row(
+    lrow: &Row,
+    candidates: impl Iterator<Item = usize>,
+    r: &[Row],
+    on: Option<&Expr>,
+    env: &Env<'_>,
+    right_matched: &mut [bool],
+    out: &mut Vec<Row>,
+) -> Result<bool> {
+    let mut matched = false;
+    for i in candidates {
+        let mut joined = lrow.clone();
+        joined.extend(r[i].iter().cloned());
+        if on.map_or(Ok(true), |c| c.eval_bool(&joined, env))? {
+            matched = true;
+            right_matched[i] = true;
+            out.push(joined);
+        }
+    }
+    Ok(matched)
+}
+
+/// For an outer join, appends `lrow` NULL-padded on the right when no right
+/// row matched it.
+fn pad_unmatched_left(out: &mut Vec<Row>, lrow: Row, matched: bool, kind: JoinKind, rw: usize) {
+    if !matched && kind != JoinKind::Inner {
+        let mut joined = lrow;
+        joined.extend(std::iter::repeat_n(Value::Null, rw));
+        out.push(joined);
     }
 }
 
