@@ -1,9 +1,12 @@
-//! `meridian demo`: the embedded database, one command, no configuration.
+//! `meridian demo`: a replicated cluster in one process, one command, no
+//! configuration.
 //!
-//! It opens the single-process database at a data directory (RocksDB, the
-//! system clock as TrueTime, the local transaction engine: see
-//! `meridian_server::local`), serves the PostgreSQL wire protocol on the SQL
-//! address (`meridian_pg::serve`), and opens the SQL shell on it. With
+//! It runs three nodes inside this process (`meridian_server::cluster`),
+//! each with its own RocksDB under the data directory (`node-1` ...
+//! `node-3`) and a replica of the Paxos group, over the in-process network;
+//! TrueTime is the system clock. It serves the PostgreSQL wire protocol on
+//! the SQL address through node 1 (`meridian_pg::serve`), whose transactions
+//! run at whichever replica leads, and opens the SQL shell on it. With
 //! `--no-shell` it serves until SIGINT or SIGTERM instead, for `psql`,
 //! drivers and tests. Data survives restarts.
 //!
@@ -13,19 +16,20 @@
 //! outside its uncertainty bound (a node must fence itself rather than hand
 //! out timestamps it cannot stand behind).
 //!
-//! Left out, for now: the 3-replica Paxos groups of the distributed engine
-//! (the demo runs the single-process engine, which has the same transaction
-//! semantics without replication), and a password (trust authentication on
-//! a loopback address).
+//! Leases are short (2 s, `ReplicationOptions::fast`) so that a leader
+//! change in the demo is quick. Left out: a password (trust authentication
+//! on a loopback address).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::Args;
 use meridian_error::{Error, Result};
-use meridian_server::clock::DEFAULT_EPSILON;
-use meridian_server::local::{self, LocalOptions};
+use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
+use meridian_server::cluster::{LocalCluster, LocalClusterOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -55,6 +59,8 @@ const USER: &str = "meridian";
 const DATABASE: &str = "meridian";
 /// How often the clock's bound is checked.
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the demo waits for its group to elect a leader.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -63,40 +69,50 @@ pub fn url(addr: SocketAddr) -> String {
     format!("postgres://{USER}@{addr}/{DATABASE}")
 }
 
-/// Runs the demo; returns the process exit status.
-pub async fn run(args: DemoArgs) -> Result<u8> {
-    let db = local::open(
-        &args.data_dir,
-        LocalOptions {
-            epsilon: Duration::from_millis(args.epsilon_ms),
-            ..LocalOptions::default()
-        },
-    )
-    .map_err(|err| explain_open_error(&args.data_dir, err))?;
-    let listener = TcpListener::bind(&args.sql_addr)
-        .await
-        .map_err(|err| explain_bind_error(&args.sql_addr, err))?;
-    let addr = listener.local_addr()?;
-    let url = url(addr);
-
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = meridian_pg::PgConfig {
+/// How the SQL port of a demo or a node presents itself.
+pub fn pg_config() -> meridian_pg::PgConfig {
+    meridian_pg::PgConfig {
         password: None,
         user: USER.to_string(),
         database: DATABASE.to_string(),
         server_version: format!("15.0 (Meridian {})", env!("CARGO_PKG_VERSION")),
-    };
-    let mut server = tokio::spawn(meridian_pg::serve(listener, db.engine(), config, async {
-        let _ = stop_rx.await;
-    }));
+    }
+}
+
+/// Runs the demo; returns the process exit status.
+pub async fn run(args: DemoArgs) -> Result<u8> {
+    let listener = TcpListener::bind(&args.sql_addr)
+        .await
+        .map_err(|err| explain_bind_error(&args.sql_addr, "--sql-addr", err))?;
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(args.epsilon_ms)));
+    let cluster = LocalCluster::open(
+        &args.data_dir,
+        clock.clone(),
+        LocalClusterOptions::default(),
+    )
+    .await
+    .map_err(|err| explain_open_error(&args.data_dir, err))?;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+    let addr = listener.local_addr()?;
+    let url = url(addr);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(meridian_pg::serve(
+        listener,
+        cluster.engine(1),
+        pg_config(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let mut sigterm = signal(SignalKind::terminate())?;
-    let watched = db.clone();
-    let fenced = async move { watched.clock_fenced(CLOCK_CHECK_INTERVAL).await };
+    let fenced = clock::fenced(&clock, CLOCK_CHECK_INTERVAL);
     tokio::pin!(fenced);
     let outcome: Result<u8> = if args.no_shell {
         println!(
-            "Meridian demo: the embedded database at {}",
+            "Meridian demo: 3 replicas of every group in this process, data at {} \
+             (node {leader} leads)",
             args.data_dir.display()
         );
         println!("serving the PostgreSQL protocol at {url}");
@@ -111,7 +127,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         }
     } else {
         eprintln!(
-            "Meridian demo: the embedded database at {}, serving {url}",
+            "Meridian demo: 3 replicas of every group in this process, data at {}, serving {url}",
             args.data_dir.display()
         );
         let shell = shell::run(SqlArgs {
@@ -154,7 +170,7 @@ fn server_ended(served: std::result::Result<Result<()>, tokio::task::JoinError>)
 }
 
 /// Says what to do about a data directory that cannot be opened.
-fn explain_open_error(dir: &std::path::Path, err: Error) -> Error {
+pub fn explain_open_error(dir: &std::path::Path, err: Error) -> Error {
     match err {
         Error::Corruption(msg) => Error::Corruption(format!(
             "{msg}\nthe data directory {} is damaged; refusing to start. Restore it from a \
@@ -162,22 +178,23 @@ fn explain_open_error(dir: &std::path::Path, err: Error) -> Error {
             dir.display()
         )),
         Error::Io(msg) if msg.contains("lock") => Error::Io(format!(
-            "{msg}\nthe data directory {} is in use (is another `meridian demo` running on it?)",
+            "{msg}\nthe data directory {} is in use (is another meridian process running on it?)",
             dir.display()
         )),
         other => other,
     }
 }
 
-/// Says what to do about an SQL address that cannot be served.
-fn explain_bind_error(addr: &str, err: std::io::Error) -> Error {
+/// Says what to do about an address (given with `flag`) that cannot be
+/// served.
+pub fn explain_bind_error(addr: &str, flag: &str, err: std::io::Error) -> Error {
     let hint = match err.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            "; another server (another `meridian demo`, or PostgreSQL) is using it: \
-             pick another with --sql-addr HOST:PORT"
-        }
-        std::io::ErrorKind::PermissionDenied => "; pick a port above 1023 with --sql-addr",
-        _ => "",
+        std::io::ErrorKind::AddrInUse => format!(
+            "; another server (another meridian process, or PostgreSQL) is using it: \
+             pick another with {flag} HOST:PORT"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!("; pick a port above 1023 with {flag}"),
+        _ => String::new(),
     };
-    Error::Io(format!("cannot serve SQL on {addr}: {err}{hint}"))
+    Error::Io(format!("cannot listen on {addr}: {err}{hint}"))
 }

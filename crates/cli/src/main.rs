@@ -1,10 +1,11 @@
 //! `meridian`: the command-line entry point.
 //!
-//! Subcommands arrive with the layers they drive: `demo` (the embedded
-//! database with its SQL shell) and `sql` (the shell, against any
-//! PostgreSQL-protocol server).
+//! Subcommands: `demo` (a three-replica cluster in one process, with the
+//! SQL shell), `start` / `init` / `status` (real nodes, one process each),
+//! and `sql` (the shell, against any PostgreSQL-protocol server).
 
 mod demo;
+mod node;
 mod shell;
 
 use clap::{Parser, Subcommand};
@@ -21,8 +22,14 @@ struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The embedded database: serve SQL on a local data directory and open the shell.
+    /// A three-replica cluster in this process: serve SQL on it and open the shell.
     Demo(demo::DemoArgs),
+    /// Run one node of a cluster (gRPC between nodes, SQL for clients).
+    Start(node::StartArgs),
+    /// Found a new cluster, once, through one of its nodes.
+    Init(node::InitArgs),
+    /// Show a node's view of its replicas.
+    Status(node::StatusArgs),
     /// The interactive SQL shell (also runs -e statements and -f scripts).
     Sql(shell::SqlArgs),
 }
@@ -39,6 +46,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Start(args) => node::start(args).await,
+        Command::Init(args) => node::init(args).await,
+        Command::Status(args) => node::status(args).await,
         Command::Sql(args) => return std::process::ExitCode::from(shell::run(args).await),
     };
     match result {

@@ -47,8 +47,8 @@ fn a_damaged_data_directory_is_refused() {
         "INSERT INTO t VALUES (1)",
     ]);
     assert!(demo.stop().success());
-    // Damage the RocksDB MANIFEST: the node must refuse to start.
-    let manifest = std::fs::read_dir(dir.path())
+    // Damage node 1's RocksDB MANIFEST: the demo must refuse to start.
+    let manifest = std::fs::read_dir(dir.path().join("node-1"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -94,7 +94,7 @@ fn a_taken_port_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("cannot serve SQL on {addr}")),
+        stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
     assert!(stderr.contains("--sql-addr"), "{stderr}");

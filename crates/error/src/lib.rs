@@ -68,6 +68,23 @@ pub enum Error {
     /// A bug: an invariant the code relies on did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+    /// This replica cannot serve the request: it is not the leader of the
+    /// group (or its lease lapsed). Routers retry elsewhere; a client that
+    /// sees it retries the transaction (SQLSTATE 40001).
+    #[error("replica is not the leader of group {group}{}", match leader {
+        Some(l) => format!(" (node {l} is)"),
+        None => String::from(" (no leader known)"),
+    })]
+    NotLeader {
+        /// The group asked.
+        group: u64,
+        /// The leader this replica knows of, if any.
+        leader: Option<u64>,
+    },
+    /// No leader could be reached within the routing deadline: the group has
+    /// no quorum, or is electing one (SQLSTATE 57P03, "cannot connect now").
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A commit whose outcome could not be learned: it may or may not have
     /// taken effect. Never retried automatically (SQLSTATE 40003).
     #[error("the outcome of the commit is unknown: {0}")]
@@ -171,7 +188,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Wounded { .. } | Error::LockTimeout { .. } | Error::Aborted(_)
+            Error::Wounded { .. }
+                | Error::LockTimeout { .. }
+                | Error::Aborted(_)
+                | Error::NotLeader { .. }
+                | Error::Unavailable(_)
         )
         // AmbiguousCommit is deliberately not retryable: the first attempt
         // may have committed, and a blind retry would apply it twice.
@@ -184,7 +205,10 @@ impl Error {
         match self {
             // Class 40: transaction rollback. Retryable conflicts are reported as
             // serialization failures, which is what retry loops look for.
-            Error::Wounded { .. } | Error::LockTimeout { .. } | Error::Aborted(_) => "40001",
+            Error::Wounded { .. }
+            | Error::LockTimeout { .. }
+            | Error::Aborted(_)
+            | Error::NotLeader { .. } => "40001",
             Error::AmbiguousCommit(_) => "40003",
             // Class 42: syntax error or access rule violation.
             Error::SyntaxError(_) => "42601",
@@ -219,6 +243,7 @@ impl Error {
             Error::ActiveSqlTransaction(_) => "25001",
             // Class 57: operator intervention.
             Error::QueryCanceled => "57014",
+            Error::Unavailable(_) => "57P03",
             // Class XX / 58: internal and system errors.
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",

@@ -2,8 +2,10 @@
 //! from the `.proto` files in the top-level `proto/` directory (tonic + prost,
 //! with a vendored `protoc`).
 //!
-//! Only the shared value types exist so far; the Paxos transport and the
-//! transaction services are added by the issues that build them.
+//! - `common.proto`: shared value types (timestamps, key spans);
+//! - `node.proto`: the `Node` service between nodes: Paxos traffic batched
+//!   per peer, cluster bootstrap (`Hello`, `Init`, `Bootstrap`), operations
+//!   of transactions routed to a group's leader, and status.
 
 /// Version 1 of the node-to-node protocol (`package meridian.v1`).
 #[allow(missing_docs, clippy::all)]

@@ -106,6 +106,22 @@ impl ClockSource for SystemClock {
     }
 }
 
+/// Resolves with the clock's error once `clock` is seen outside its
+/// uncertainty bound (read every `interval`); the node must then stop
+/// serving. Never resolves while the clock stays trustworthy.
+pub async fn fenced(clock: &SystemClock, interval: Duration) -> Error {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // Reading the clock is what detects a step back.
+        clock.read();
+        if let Err(err) = clock.check() {
+            return err;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

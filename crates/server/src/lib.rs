@@ -10,5 +10,12 @@
 //! with the issues that build them.
 
 pub mod clock;
+pub mod cluster;
+pub mod group;
+pub mod grpc;
 pub mod local;
+pub mod net;
+pub mod node;
 pub mod paxos_log;
+pub mod route;
+pub mod txn_service;

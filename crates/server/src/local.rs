@@ -35,7 +35,7 @@ use meridian_storage::{
     Durability, Engine, KeyRange, RocksEngine, RocksOptions, ScanDirection, ScanIter, Space,
     WriteBatch,
 };
-use meridian_truetime::{ClockSource, TrueTime};
+use meridian_truetime::TrueTime;
 use meridian_txn::{LocalConfig, LocalEngine, Sleeper};
 
 use crate::clock::{SystemClock, DEFAULT_EPSILON};
@@ -196,16 +196,7 @@ impl LocalDatabase {
     /// its uncertainty bound (checked every `interval`); the node must then
     /// stop serving. Never resolves while the clock stays trustworthy.
     pub async fn clock_fenced(&self, interval: Duration) -> Error {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            // Reading the clock is what detects a step back.
-            self.clock.read();
-            if let Err(err) = self.clock.check() {
-                return err;
-            }
-        }
+        crate::clock::fenced(&self.clock, interval).await
     }
 }
 

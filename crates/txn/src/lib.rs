@@ -13,8 +13,9 @@
 //!   runtime-free async wrapper whose lock requests are futures;
 //! - [`api`]: the transaction API the SQL layer programs against
 //!   ([`TxnEngine`], [`Transaction`]);
-//! - [`LocalEngine`]: its single-process implementation over MVCC storage, the
-//!   lock table and TrueTime commit wait.
+//! - [`LocalEngine`]: its implementation over MVCC storage, the lock table
+//!   and TrueTime commit wait, for one process (the embedded database) or,
+//!   through the [`Replication`] seam, for the leader of a Paxos group.
 //!
 //! Still to come in this crate: the two-phase commit state of participants
 //! and coordinators (prepare timestamps, outcomes, recovery of prepared
@@ -34,7 +35,7 @@ pub mod lock_table;
 pub mod testing;
 
 pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
-pub use local::{LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Sleeper};
+pub use local::{LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication, Sleeper, Writes};
 
 pub use lock_table::{
     Acquired, KeyRange, LockManager, LockMode, LockStatus, LockTable, LockTarget, LockWait,

@@ -25,8 +25,23 @@
 //! Time and sleeping are injected ([`TrueTime`] and [`Sleeper`]): the server
 //! passes the system clock and tokio's timer, tests a manual clock.
 //!
-//! Left out: replication (the distributed engine), and moving the synced
-//! storage write off the async executor (the server's engine does that).
+//! # Replication
+//!
+//! Where a commit's writes go is the one thing that differs between the
+//! embedded database and a Paxos group's leader, so it is a seam:
+//! [`Replication`]. [`LocalEngine::new`] writes commits straight into local
+//! storage as one synced batch; the server's group leader builds its engine
+//! with [`LocalEngine::with_replication`], whose commits are logged through
+//! Paxos and applied by every replica. The replication also decides whether
+//! the engine may serve at all ([`Replication::admit`]): a leader that lost
+//! its lease must not read under locks or hand out timestamps, and every
+//! timestamp it issues must lie below the end of its lease, so that the
+//! next leader's timestamps (issued after that lease ended, in true time)
+//! are all larger: timestamps stay monotonic across leaders (Spanner §4.1.1,
+//! "disjointness").
+//!
+//! Left out: moving the synced storage write off the async executor (the
+//! server's engine does that).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -83,13 +98,68 @@ impl Sleeper for ManualSleeper {
     }
 }
 
+/// A transaction's buffered writes, in key order: `None` is a delete.
+pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Where a [`LocalEngine`]'s commits go, and whether it may serve: the seam
+/// between Spanner's transaction protocol and replication (see the module
+/// docs).
+pub trait Replication: Send + Sync + 'static {
+    /// Whether the engine may serve now: `Err` (retryable) when it must not,
+    /// else the bound every timestamp it issues must stay below (`None`: no
+    /// bound). Called before every locked read and before a timestamp is
+    /// issued.
+    fn admit(&self) -> Result<Option<Timestamp>>;
+
+    /// Makes `writes` durable at commit timestamp `s` and applies them to the
+    /// MVCC store the engine reads; resolves once they are applied. An
+    /// error says whether the commit certainly did not happen (a retryable
+    /// error) or may have ([`Error::AmbiguousCommit`]).
+    fn commit(
+        &self,
+        txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+}
+
+/// The replication of the embedded database: none. A commit is one batch
+/// written to local storage with the configured durability.
+struct Unreplicated<E: Engine> {
+    /// The store written.
+    mvcc: Arc<Mvcc<E>>,
+    /// Synced unless the data is disposable.
+    durability: Durability,
+}
+
+impl<E: Engine + 'static> Replication for Unreplicated<E> {
+    fn admit(&self) -> Result<Option<Timestamp>> {
+        Ok(None)
+    }
+
+    fn commit(
+        &self,
+        _txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        Box::pin(std::future::ready(self.mvcc.write(
+            s,
+            writes,
+            self.durability,
+        )))
+    }
+}
+
 /// How a [`LocalEngine`] behaves.
 #[derive(Clone, Debug)]
 pub struct LocalConfig {
     /// How long a read-write transaction waits for one lock before failing
     /// with a (retryable) lock timeout.
     pub lock_timeout: Duration,
-    /// Durability of commits: `Sync` unless the data is disposable.
+    /// Durability of commits written by [`LocalEngine::new`]: `Sync` unless
+    /// the data is disposable. (A replicated engine's durability is its
+    /// log's.)
     pub durability: Durability,
 }
 
@@ -119,7 +189,9 @@ impl<E: Engine> Clone for LocalEngine<E> {
 /// The shared state of a [`LocalEngine`].
 struct Inner<E: Engine> {
     /// The versions.
-    mvcc: Mvcc<E>,
+    mvcc: Arc<Mvcc<E>>,
+    /// Where commits go, and whether the engine may serve.
+    replication: Arc<dyn Replication>,
     /// The lock table.
     locks: LockManager,
     /// Time.
@@ -156,19 +228,51 @@ impl<E: Engine + 'static> LocalEngine<E> {
         sleeper: Arc<dyn Sleeper>,
         config: LocalConfig,
     ) -> Result<Self> {
-        Ok(Self {
+        let mvcc = Arc::new(Mvcc::new(engine)?);
+        let replication = Arc::new(Unreplicated {
+            mvcc: mvcc.clone(),
+            durability: config.durability,
+        });
+        Ok(Self::with_replication(
+            mvcc,
+            tt,
+            sleeper,
+            config,
+            replication,
+            Timestamp::MIN,
+        ))
+    }
+
+    /// An engine reading `mvcc` whose commits go through `replication` (a
+    /// Paxos group's leader). `issued` is the largest timestamp any earlier
+    /// engine over the same data may have issued (a new leader passes the
+    /// largest commit timestamp it applied): every timestamp this one issues
+    /// is above it.
+    pub fn with_replication(
+        mvcc: Arc<Mvcc<E>>,
+        tt: TrueTime,
+        sleeper: Arc<dyn Sleeper>,
+        config: LocalConfig,
+        replication: Arc<dyn Replication>,
+        issued: Timestamp,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                mvcc: Mvcc::new(engine)?,
+                mvcc,
+                replication,
                 locks: LockManager::new(),
                 tt,
                 sleeper,
                 config,
                 next_txn: AtomicU64::new(1),
-                clock: Mutex::new(IssuedTimestamps::default()),
+                clock: Mutex::new(IssuedTimestamps {
+                    last: issued,
+                    in_flight: BTreeSet::new(),
+                }),
                 applied: Notify::new(),
                 wounded: Mutex::new(HashMap::new()),
             }),
-        })
+        }
     }
 
     /// The MVCC store underneath (for garbage collection and inspection).
@@ -188,6 +292,7 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
     fn begin(&self, mode: TxnMode) -> impl Future<Output = Result<Self::Txn>> + Send {
         let inner = self.inner.clone();
         async move {
+            let bound = inner.replication.admit()?;
             let id = TxnId(inner.next_txn.fetch_add(1, Ordering::Relaxed));
             let now = inner.tt.now();
             let start_ts = now.latest;
@@ -196,7 +301,9 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
                     inner.locks.begin(id, start_ts)?;
                     None
                 }
-                TxnMode::ReadOnly(ReadTime::Strong) => Some(inner.issue_read_ts(start_ts).await),
+                TxnMode::ReadOnly(ReadTime::Strong) => {
+                    Some(inner.issue_read_ts(start_ts, bound).await?)
+                }
                 TxnMode::ReadOnly(ReadTime::At(ts)) => {
                     if ts > now.latest {
                         return Err(Error::InvalidInput(format!(
@@ -205,7 +312,7 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
                         )));
                     }
                     inner.mvcc.check_readable(ts)?;
-                    Some(inner.issue_read_ts(ts).await)
+                    Some(inner.issue_read_ts(ts, bound).await?)
                 }
             };
             Ok(LocalTxn {
@@ -228,7 +335,9 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
 impl<E: Engine> Inner<E> {
     /// Registers `ts` as a read timestamp (no later commit may land at or
     /// below it) and waits until every commit at or below it is applied.
-    async fn issue_read_ts(&self, ts: Timestamp) -> Timestamp {
+    /// `bound` is the replication's limit on issued timestamps.
+    async fn issue_read_ts(&self, ts: Timestamp, bound: Option<Timestamp>) -> Result<Timestamp> {
+        check_bound(ts, bound)?;
         {
             let mut clock = self.clock.lock().expect("clock lock poisoned");
             clock.last = clock.last.max(ts);
@@ -241,21 +350,24 @@ impl<E: Engine> Inner<E> {
                 clock.in_flight.first().is_none_or(|&first| first > ts)
             };
             if safe {
-                return ts;
+                return Ok(ts);
             }
             applied.await;
         }
     }
 
     /// Picks a commit timestamp: at least `TT.now().latest`, above every
-    /// timestamp issued, and records it as in flight.
-    fn issue_commit_ts(&self) -> Timestamp {
+    /// timestamp issued, below the replication's bound, and records it as in
+    /// flight.
+    fn issue_commit_ts(&self) -> Result<Timestamp> {
+        let bound = self.replication.admit()?;
         let latest = self.tt.now().latest;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
         let s = latest.max(clock.last.next());
+        check_bound(s, bound)?;
         clock.last = s;
         clock.in_flight.insert(s);
-        s
+        Ok(s)
     }
 
     /// Marks the commit at `s` as applied (or abandoned).
@@ -323,6 +435,17 @@ impl<E: Engine> Inner<E> {
     }
 }
 
+/// Fails (retryably) when `ts` is not below the replication's `bound`.
+fn check_bound(ts: Timestamp, bound: Option<Timestamp>) -> Result<()> {
+    match bound {
+        Some(bound) if ts >= bound => Err(Error::Aborted(format!(
+            "timestamp {ts} would not be below the end of the leader's lease ({bound}); \
+             try again once the lease is extended"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Polls `a` and `b` together: `Some(a's output)` if `a` finishes first,
 /// `None` if `b` does.
 async fn first<A, B>(a: &mut A, b: Pin<Box<B>>) -> Option<A::Output>
@@ -356,7 +479,7 @@ pub struct LocalTxn<E: Engine> {
     /// The snapshot of a read-only transaction.
     read_ts: Option<Timestamp>,
     /// Buffered writes: `None` is a delete.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: Writes,
     /// Set once committed or rolled back.
     finished: bool,
 }
@@ -512,7 +635,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
             self.inner
                 .lock(self.id, LockTarget::Key(key.clone()), lock_mode(lock))
                 .await?;
-            // Under the lock, the latest committed version is stable.
+            // Under the lock, the latest committed version is stable; only a
+            // replica that may serve (the leaseholder) has it all.
+            self.inner.replication.admit()?;
             self.inner.mvcc.get(&key, Timestamp::MAX)
         }
     }
@@ -537,6 +662,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         // vanished meanwhile, the answer reaches further and the lock grows.
         let mut held: Option<KeyRange> = None;
         loop {
+            self.inner.replication.admit()?;
             let rows = self.read_merged(&range, direction, limit)?;
             let needed = match (limit, rows.last()) {
                 (Some(limit), Some((last, _))) if rows.len() >= limit => {
@@ -587,12 +713,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
             self.inner.check_not_wounded(self.id)?;
             return Err(err);
         }
-        let s = self.inner.issue_commit_ts();
+        let s = self.inner.issue_commit_ts()?;
         let writes = std::mem::take(&mut self.writes);
-        let written = self
-            .inner
-            .mvcc
-            .write(s, writes, self.inner.config.durability);
+        let written = self.inner.replication.commit(self.id, s, writes).await;
         self.inner.finish_commit(s);
         written?;
         let sleeper = self.inner.sleeper.clone();

@@ -1,0 +1,206 @@
+//! `meridian start`, `meridian init` and `meridian status`: real nodes, one
+//! process each, talking gRPC.
+//!
+//! `start` opens the node's data directory (RocksDB), serves the node API
+//! on `--listen` (gRPC) and SQL on `--sql-addr` (the PostgreSQL protocol,
+//! routed to the leader of the group), and runs until SIGINT or SIGTERM, or
+//! until its clock is seen outside its bound. A new node waits to be
+//! bootstrapped; `init --host` asks one node to found the cluster with every
+//! node of its `--join` list, once. A restarted node rejoins by itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use meridian_error::{Error, Result};
+use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
+use meridian_server::group::{ReplicationOptions, Storage};
+use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
+use meridian_server::local::{OffExecutor, TokioSleeper};
+use meridian_server::net::NodeApi;
+use meridian_server::node::{Node, NodeConfig};
+use meridian_storage::{RocksEngine, RocksOptions};
+use meridian_truetime::{ClockSource, TrueTime};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::demo::{explain_bind_error, explain_open_error, pg_config, url};
+
+/// Options of `meridian start`.
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// This node's id: a positive number, unique in the cluster, the same
+    /// at every restart.
+    #[arg(long)]
+    node_id: u64,
+    /// Where this node's data lives.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The node-to-node (gRPC) address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6433")]
+    listen: String,
+    /// The address other nodes reach this one at (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// The address to serve the PostgreSQL protocol on.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    sql_addr: String,
+    /// The gRPC addresses of the cluster's nodes (comma-separated; this
+    /// node's own may be included).
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// The clock uncertainty bound ε, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_EPSILON.as_millis() as u64)]
+    epsilon_ms: u64,
+    /// The leader lease, in milliseconds (heartbeats go 20 times per lease).
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// A follower campaigns after hearing no leader for this long (plus a
+    /// random part as long again), in milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    election_timeout_ms: u64,
+}
+
+/// Options of `meridian init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The gRPC address of one node; it founds the cluster with the nodes
+    /// of its --join list.
+    #[arg(long, default_value = "127.0.0.1:6433")]
+    host: String,
+}
+
+/// Options of `meridian status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The gRPC address of a node.
+    #[arg(long, default_value = "127.0.0.1:6433")]
+    host: String,
+}
+
+/// How often the clock's bound is checked.
+const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs one node until it is told to stop; returns the exit status.
+pub async fn start(args: StartArgs) -> Result<u8> {
+    let epsilon = Duration::from_millis(args.epsilon_ms);
+    let lease = Duration::from_millis(args.lease_ms);
+    let replication = ReplicationOptions {
+        lease,
+        heartbeat: lease / 20,
+        election_timeout: Duration::from_millis(args.election_timeout_ms),
+        ..ReplicationOptions::default()
+    };
+    let clock = Arc::new(SystemClock::new(epsilon));
+    let source: Arc<dyn ClockSource> = clock.clone();
+    let rocks = RocksEngine::open(&args.data_dir, RocksOptions::default())
+        .map_err(|err| explain_open_error(&args.data_dir, err))?;
+    let storage: Storage = Arc::new(OffExecutor(rocks));
+    let grpc_listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|err| explain_bind_error(&args.listen, "--listen", err))?;
+    let sql_listener = TcpListener::bind(&args.sql_addr)
+        .await
+        .map_err(|err| explain_bind_error(&args.sql_addr, "--sql-addr", err))?;
+    let address = args.advertise.clone().unwrap_or_else(|| {
+        grpc_listener
+            .local_addr()
+            .map_or(args.listen.clone(), |a| a.to_string())
+    });
+    let node = Node::open(
+        NodeConfig {
+            id: args.node_id,
+            address: address.clone(),
+            join: args.join.clone(),
+            replication,
+        },
+        storage,
+        TrueTime::new(source),
+        Arc::new(TokioSleeper),
+        Arc::new(GrpcConnector),
+    )
+    .map_err(|err| explain_open_error(&args.data_dir, err))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let api: Arc<dyn NodeApi> = node.clone();
+    let mut grpc_server = tokio::spawn(grpc::serve(grpc_listener, api, stopped(stop_rx.clone())));
+    let sql_url = url(sql_listener.local_addr()?);
+    let mut sql_server = tokio::spawn(meridian_pg::serve(
+        sql_listener,
+        node.engine(),
+        pg_config(),
+        stopped(stop_rx.clone()),
+    ));
+    println!(
+        "meridian node {} serving gRPC at {address} and SQL at {sql_url}",
+        args.node_id
+    );
+    if node.cluster() == 0 {
+        println!("not part of a cluster yet: run `meridian init --host {address}` once");
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(0),
+        _ = sigterm.recv() => Ok(0),
+        err = clock::fenced(&clock, CLOCK_CHECK_INTERVAL) => Err(err),
+        served = &mut grpc_server => Err(ended("the gRPC server", served)),
+        served = &mut sql_server => Err(ended("the SQL server", served)),
+    };
+    let _ = stop_tx.send(true);
+    node.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = grpc_server.await;
+        let _ = sql_server.await;
+    })
+    .await;
+    outcome
+}
+
+fn ended(what: &str, served: std::result::Result<Result<()>, tokio::task::JoinError>) -> Error {
+    match served {
+        Ok(Ok(())) => Error::Internal(format!("{what} stopped unexpectedly")),
+        Ok(Err(err)) => err,
+        Err(err) => Error::Internal(format!("{what} failed: {err}")),
+    }
+}
+
+/// Founds a cluster through one node.
+pub async fn init(args: InitArgs) -> Result<u8> {
+    let reply = GrpcPeer::connect(&args.host)?.init().await?;
+    println!(
+        "initialized cluster {:016x} with {} nodes:",
+        reply.cluster,
+        reply.members.len()
+    );
+    for member in reply.members {
+        println!("  node {} at {}", member.id, member.address);
+    }
+    Ok(0)
+}
+
+/// Prints a node's view of its groups.
+pub async fn status(args: StatusArgs) -> Result<u8> {
+    let reply = GrpcPeer::connect(&args.host)?.status().await?;
+    if reply.cluster == 0 {
+        println!("node {}: not part of a cluster yet", reply.node_id);
+        return Ok(0);
+    }
+    println!("node {} of cluster {:016x}", reply.node_id, reply.cluster);
+    for g in reply.groups {
+        let leader = if g.leader == 0 {
+            "none".to_string()
+        } else {
+            g.leader.to_string()
+        };
+        println!(
+            "group {} role={} leader={leader} serving={} commit={} applied={} voters={:?}",
+            g.group, g.role, g.serving, g.commit, g.applied, g.voters
+        );
+    }
+    Ok(0)
+}

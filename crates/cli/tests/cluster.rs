@@ -1,0 +1,370 @@
+//! Real processes: `meridian start` nodes on loopback ports, founded with
+//! `meridian init`, written to through SQL while the leader is killed with
+//! SIGKILL and restarted. Every acknowledged write must survive, and writes
+//! must resume within a lease plus an election.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::meridian;
+use meridian_server::grpc::GrpcPeer;
+use meridian_server::net::NodeApi;
+
+/// Leases of the test clusters (short, so failover is quick).
+const LEASE_MS: u64 = 2_000;
+/// Election timeouts of the test clusters.
+const ELECTION_MS: u64 = 500;
+
+/// A free loopback port (the OS picks it; it stays free in practice).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node process.
+struct NodeProc {
+    id: u64,
+    grpc: String,
+    sql: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of node processes.
+struct Cluster {
+    nodes: Vec<NodeProc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes and founds the cluster.
+    fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<NodeProc> = (1..=n)
+            .map(|id| NodeProc {
+                id,
+                grpc: format!("127.0.0.1:{}", free_port()),
+                sql: format!("127.0.0.1:{}", free_port()),
+                dir: dir.path().join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Cluster { nodes, _dir: dir };
+        for id in 1..=n {
+            cluster.launch(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = meridian()
+                .args(["init", "--host", &cluster.nodes[0].grpc])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(stdout.contains("initialized cluster"), "{stdout}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        cluster
+    }
+
+    fn join_list(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.grpc.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts (or restarts) node `id` and waits until it serves.
+    fn launch(&mut self, id: u64) {
+        let join = self.join_list();
+        let node = &mut self.nodes[id as usize - 1];
+        let mut child = meridian()
+            .args(["start", "--node-id", &id.to_string(), "--data-dir"])
+            .arg(&node.dir)
+            .args([
+                "--listen",
+                &node.grpc,
+                "--sql-addr",
+                &node.sql,
+                "--join",
+                &join,
+            ])
+            .args(["--lease-ms", &LEASE_MS.to_string()])
+            .args(["--election-timeout-ms", &ELECTION_MS.to_string()])
+            .args(["--epsilon-ms", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_for_line(&mut child, "serving gRPC", &node.dir);
+        node.child = Some(child);
+    }
+
+    /// Kills node `id` with SIGKILL.
+    fn kill(&mut self, id: u64) {
+        let mut child = self.nodes[id as usize - 1].child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// The node serving the group (leader with a lease), if any.
+    async fn leader(&self) -> Option<u64> {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let Ok(status) = GrpcPeer::connect(&node.grpc).unwrap().status().await else {
+                continue;
+            };
+            if status.groups.iter().any(|g| g.serving) {
+                return Some(node.id);
+            }
+        }
+        None
+    }
+
+    async fn wait_for_leader(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(id) = self.leader().await {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no leader within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until node `id` has applied what the leader committed.
+    async fn wait_caught_up(&self, id: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let leader = self.wait_for_leader().await;
+            let commit = status_of(&self.nodes[leader as usize - 1].grpc).await.1;
+            let applied = status_of(&self.nodes[id as usize - 1].grpc).await.0;
+            if applied >= commit && commit > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {id} did not catch up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// (applied, commit) of the data group at the node at `grpc`.
+async fn status_of(grpc: &str) -> (u64, u64) {
+    match GrpcPeer::connect(grpc).unwrap().status().await {
+        Ok(status) => status
+            .groups
+            .first()
+            .map_or((0, 0), |g| (g.applied, g.commit)),
+        Err(_) => (0, 0),
+    }
+}
+
+fn wait_for_line(child: &mut Child, needle: &str, dir: &Path) {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return,
+            Ok(_) => {}
+            Err(_) => panic!(
+                "node at {} did not start: {:?}",
+                dir.display(),
+                child.try_wait()
+            ),
+        }
+    }
+}
+
+/// Connects to the SQL port at `addr`.
+async fn connect(addr: &str) -> Option<tokio_postgres::Client> {
+    let url = format!("postgres://meridian@{addr}/meridian");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    Some(client)
+}
+
+/// Outcome of one write.
+enum Written {
+    Yes,
+    /// The commit's outcome is unknown (SQLSTATE 40003).
+    Maybe,
+}
+
+/// Inserts `k` through the node at `addr`, retrying retryable failures and
+/// lost connections until `deadline`.
+async fn insert(addr: &str, k: i32, deadline: Instant) -> Written {
+    loop {
+        if let Some(client) = connect(addr).await {
+            match client
+                .execute("INSERT INTO kv VALUES ($1, 'v')", &[&k])
+                .await
+            {
+                Ok(1) => return Written::Yes,
+                Ok(n) => panic!("insert {k} wrote {n} rows"),
+                Err(err) => {
+                    let code = err.code().map(|c| c.code().to_string());
+                    match code.as_deref() {
+                        Some("40003") => return Written::Maybe,
+                        // A retried insert that had committed after all.
+                        Some("23505") => return Written::Yes,
+                        Some("40001") | Some("57P03") | None => {}
+                        Some(other) => panic!("insert {k}: {other}: {err}"),
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "insert {k} did not succeed in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The keys in `kv`, read through the node at `addr`.
+async fn keys(addr: &str) -> BTreeSet<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(client) = connect(addr).await {
+            if let Ok(rows) = client.query("SELECT k FROM kv ORDER BY k", &[]).await {
+                return rows.iter().map(|r| r.get::<_, i32>(0)).collect();
+            }
+        }
+        assert!(Instant::now() < deadline, "reads through {addr} failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes, kills `victims` (the leader first), keeps writing through a
+/// survivor, restarts the victims, and checks every acknowledged write.
+async fn failover(nodes: u64, extra_victims: usize) {
+    let mut cluster = Cluster::start(nodes);
+    let leader = cluster.wait_for_leader().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = &cluster.nodes[0].sql.clone();
+    {
+        let client = loop {
+            if let Some(c) = connect(first).await {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        client
+            .batch_execute("CREATE TABLE kv (k INT PRIMARY KEY, v TEXT)")
+            .await
+            .unwrap();
+    }
+    let mut acked = BTreeSet::new();
+    let mut maybe = BTreeSet::new();
+    for k in 0..20 {
+        match insert(first, k, deadline).await {
+            Written::Yes => acked.insert(k),
+            Written::Maybe => maybe.insert(k),
+        };
+    }
+
+    let mut victims = vec![leader];
+    victims.extend((1..=nodes).filter(|&n| n != leader).take(extra_victims));
+    for &v in &victims {
+        cluster.kill(v);
+    }
+    let killed = Instant::now();
+    let survivor = (1..=nodes).find(|n| !victims.contains(n)).unwrap();
+    let via = cluster.nodes[survivor as usize - 1].sql.clone();
+    for k in 20..40 {
+        match insert(&via, k, deadline).await {
+            Written::Yes => acked.insert(k),
+            Written::Maybe => maybe.insert(k),
+        };
+        if k == 20 {
+            let resumed = killed.elapsed();
+            println!("writes resumed {resumed:?} after the leader was killed");
+            let bound = Duration::from_millis(LEASE_MS + 2 * ELECTION_MS);
+            assert!(resumed < bound * 3, "writes resumed only after {resumed:?}");
+        }
+    }
+
+    for &v in &victims {
+        cluster.launch(v);
+    }
+    for &v in &victims {
+        cluster.wait_caught_up(v).await;
+    }
+    for node in 1..=nodes {
+        let seen = keys(&cluster.nodes[node as usize - 1].sql).await;
+        assert!(
+            acked.is_subset(&seen),
+            "node {node} lost writes: {:?}",
+            acked.difference(&seen)
+        );
+        assert!(
+            seen.is_subset(&acked.union(&maybe).copied().collect()),
+            "node {node} has writes nobody made"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_survive_killing_the_leader() {
+    failover(3, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_survive_killing_two() {
+    failover(5, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_is_refused_on_a_founded_cluster() {
+    let cluster = Cluster::start(3);
+    let out = meridian()
+        .args(["init", "--host", &cluster.nodes[1].grpc])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already belongs to cluster"), "{stderr}");
+    let out = meridian()
+        .args(["status", "--host", &cluster.nodes[1].grpc])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("group 1"));
+}

@@ -1,0 +1,307 @@
+//! The driver task of one replica (see the module docs of `group` for the
+//! loop and its ordering).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use meridian_error::{Error, Result};
+use meridian_paxos::{codec, Ballot, RejectReason, Replica, RoleKind, Snapshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::leader::LeaderReplication;
+use super::state::GroupState;
+use super::{GroupEnv, GroupStatus, Input, LeaderEngine, Start, Storage};
+use crate::paxos_log::PaxosStore;
+
+/// At most this many queued inputs are taken before the replica's Ready is
+/// processed (one persist covers them all).
+const INPUT_BATCH: usize = 1024;
+
+/// One replica's driver.
+pub(super) struct Driver {
+    /// The node's environment.
+    env: GroupEnv,
+    /// The group.
+    group: u64,
+    /// The protocol.
+    replica: Replica,
+    /// Its durable records.
+    store: PaxosStore<Storage>,
+    /// The state machine.
+    state: GroupState<Storage>,
+    /// Inputs.
+    inputs: mpsc::Receiver<Input>,
+    /// A handle on the inputs for the leader engine's proposals.
+    proposals: mpsc::WeakSender<Input>,
+    /// Where the status goes.
+    status: watch::Sender<GroupStatus>,
+    /// Proposers waiting for their command to be applied, by command id.
+    waiters: HashMap<u64, oneshot::Sender<Result<()>>>,
+    /// The next command id (random start: ids of an earlier run of this
+    /// node, still in the log, must not match a new proposal).
+    next_id: u64,
+    /// A snapshot taken for compaction, to persist with the next Ready.
+    compacted: Option<Snapshot>,
+    /// The leader engine slot shared with the handle.
+    leader: Arc<RwLock<Option<LeaderEngine>>>,
+    /// The ballot of the engine in `leader`.
+    leader_ballot: Option<Ballot>,
+}
+
+impl Driver {
+    /// Opens the replica from storage (or bootstraps it) and its first status.
+    pub(super) fn open(
+        env: GroupEnv,
+        group: u64,
+        start: Start,
+        inputs: mpsc::Receiver<Input>,
+        proposals: mpsc::WeakSender<Input>,
+        leader: Arc<RwLock<Option<LeaderEngine>>>,
+    ) -> Result<(Driver, watch::Receiver<GroupStatus>)> {
+        let cfg = env.options.paxos_config(env.node, env.cluster, group);
+        let store = PaxosStore::new(env.storage.clone(), group);
+        let mut state = GroupState::load(env.storage.clone(), group)?;
+        let now = env.clock.now();
+        let replica = match start {
+            Start::Bootstrap(membership) => Replica::bootstrap(cfg, membership, now)?,
+            Start::Recover => {
+                let stored = store.load()?;
+                // A snapshot persisted just before a crash that left the
+                // state machine behind it: install it first.
+                if let Some(bytes) = &stored.snapshot {
+                    let snapshot = codec::decode_snapshot(bytes)?;
+                    if snapshot.index > state.applied() {
+                        state.install(&snapshot)?;
+                    }
+                }
+                Replica::recover(cfg, &stored, state.applied(), now)?
+            }
+        };
+        let (status, receiver) = watch::channel(GroupStatus {
+            group,
+            role: replica.role(),
+            leader: replica.leader(),
+            commit: replica.commit(),
+            applied: state.applied(),
+            voters: replica.membership().voters.iter().copied().collect(),
+            lease: None,
+            serving: false,
+            failed: None,
+        });
+        let driver = Driver {
+            env,
+            group,
+            replica,
+            store,
+            state,
+            inputs,
+            proposals,
+            status,
+            waiters: HashMap::new(),
+            next_id: rand::random::<u64>() >> 1,
+            compacted: None,
+            leader,
+            leader_ballot: None,
+        };
+        Ok((driver, receiver))
+    }
+
+    /// The loop: inputs and ticks in, Readies out, until the handle is
+    /// dropped or the replica fails.
+    pub(super) async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.env.options.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = self.inputs.recv() => {
+                    let Some(input) = input else { break };
+                    self.input(input);
+                    for _ in 0..INPUT_BATCH {
+                        match self.inputs.try_recv() {
+                            Ok(input) => self.input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.replica.tick(self.env.clock.now());
+                    self.waiters.retain(|_, reply| !reply.is_closed());
+                }
+            }
+            if let Err(err) = self.process() {
+                tracing::error!(
+                    node = self.env.node,
+                    group = self.group,
+                    %err,
+                    "replica stopped: it will not apply or vote until restarted"
+                );
+                self.stop(err);
+                break;
+            }
+            self.publish();
+        }
+    }
+
+    /// Feeds one input to the replica.
+    fn input(&mut self, input: Input) {
+        let now = self.env.clock.now();
+        match input {
+            Input::Message(envelope) => {
+                if let Err(rejection) = self.replica.step(now, envelope) {
+                    match rejection.reason {
+                        // Routine: late answers, stale leaders.
+                        RejectReason::StaleBallot { .. } | RejectReason::NotApplicable(_) => {
+                            tracing::trace!(group = self.group, %rejection, "refused a message")
+                        }
+                        _ => tracing::warn!(group = self.group, %rejection, "refused a message"),
+                    }
+                }
+            }
+            Input::Propose { data, reply } => {
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                match self.replica.propose(now, id, data) {
+                    Ok(()) => {
+                        self.waiters.insert(id, reply);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(self.not_leader(err)));
+                    }
+                }
+            }
+            Input::Campaign => self.replica.campaign(),
+        }
+    }
+
+    /// A proposal refused by the replica: the command never entered the log.
+    fn not_leader(&self, err: Error) -> Error {
+        match self.replica.role() {
+            RoleKind::Leader => err,
+            _ => Error::NotLeader {
+                group: self.group,
+                leader: self.replica.leader(),
+            },
+        }
+    }
+
+    /// Runs the Ready/advance contract until the replica has nothing more.
+    fn process(&mut self) -> Result<()> {
+        while self.replica.has_ready() {
+            let ready = self.replica.ready();
+            self.send(&ready.messages);
+            self.store.persist(&ready, self.compacted.take().as_ref())?;
+            self.send(&ready.persisted_messages);
+            if let Some(snapshot) = &ready.snapshot {
+                self.state.install(snapshot)?;
+            }
+            let applied = self.state.apply(&ready.committed)?;
+            for id in applied {
+                if let Some(reply) = self.waiters.remove(&id) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            self.replica.advance();
+        }
+        self.maybe_compact()
+    }
+
+    /// Queues messages for their addressees.
+    fn send(&self, messages: &[meridian_paxos::Envelope]) {
+        for envelope in messages {
+            self.env.outbox.send(envelope.clone());
+        }
+    }
+
+    /// Snapshots the state machine once the log has grown enough.
+    fn maybe_compact(&mut self) -> Result<()> {
+        let applied = self.state.applied();
+        if applied < self.replica.snapshot_index() + self.env.options.compact_every
+            || self.compacted.is_some()
+        {
+            return Ok(());
+        }
+        let data = self.state.dump()?;
+        let snapshot = self.replica.compact(applied, data)?.clone();
+        tracing::debug!(group = self.group, index = applied, "compacted the log");
+        self.compacted = Some(snapshot);
+        // The snapshot is persisted with the Ready that carries the
+        // truncation.
+        self.process()
+    }
+
+    /// Publishes the status and keeps the leader engine in step with the
+    /// replica's leadership.
+    fn publish(&mut self) {
+        let now = self.env.clock.now();
+        let lease = self.replica.lease(now);
+        let serving = self.replica.can_serve_reads(now);
+        let status = GroupStatus {
+            group: self.group,
+            role: self.replica.role(),
+            leader: self.replica.leader(),
+            commit: self.replica.commit(),
+            applied: self.state.applied(),
+            voters: self.replica.membership().voters.iter().copied().collect(),
+            lease,
+            serving,
+            failed: None,
+        };
+        // The status first: a new engine checks its lease there.
+        self.status.send_replace(status);
+        match lease.map(|l| l.ballot) {
+            Some(ballot) if serving && self.leader_ballot != Some(ballot) => self.lead(ballot),
+            _ if self.replica.role() != RoleKind::Leader && self.leader_ballot.is_some() => {
+                tracing::info!(
+                    node = self.env.node,
+                    group = self.group,
+                    "no longer the leader"
+                );
+                *self.leader.write().expect("leader slot poisoned") = None;
+                self.leader_ballot = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Builds the transaction engine of a new leadership.
+    fn lead(&mut self, ballot: Ballot) {
+        let replication = LeaderReplication::new(
+            self.group,
+            ballot,
+            self.proposals.clone(),
+            self.status.subscribe(),
+            &self.env,
+        );
+        let engine = LeaderEngine::with_replication(
+            self.env.mvcc.clone(),
+            self.env.tt.clone(),
+            self.env.sleeper.clone(),
+            self.env.options.txn.clone(),
+            Arc::new(replication),
+            self.state.max_ts(),
+        );
+        tracing::info!(
+            node = self.env.node,
+            group = self.group,
+            %ballot,
+            "leading: serving transactions"
+        );
+        *self.leader.write().expect("leader slot poisoned") = Some(engine);
+        self.leader_ballot = Some(ballot);
+    }
+
+    /// Stops the replica after a failure: nobody may use it any more.
+    fn stop(&mut self, err: Error) {
+        *self.leader.write().expect("leader slot poisoned") = None;
+        for (_, reply) in self.waiters.drain() {
+            let _ = reply.send(Err(Error::AmbiguousCommit(format!(
+                "the replica stopped: {err}"
+            ))));
+        }
+        self.status.send_modify(|status| {
+            status.serving = false;
+            status.lease = None;
+            status.failed = Some(err);
+        });
+    }
+}

@@ -1,0 +1,148 @@
+//! [`LeaderReplication`]: how a group leader's transaction engine logs its
+//! commits through Paxos and knows whether it may serve.
+//!
+//! **Admission.** The engine may serve only while this replica leads with
+//! the ballot the engine was built for and its lease is valid. Every
+//! timestamp it issues must also lie below the end of the lease in true
+//! time, so that the next leader, whose lease starts after this one ended
+//! (lease disjointness, `meridian-paxos` crate docs), issues only larger
+//! ones (Spanner §4.1.1). The lease ends at a local monotonic time; with
+//! `d` local nanoseconds left and clocks drifting at most `ρ`, at least
+//! `d (1 - ρ)` of true time is left, and true time now is at least
+//! `TT.now().earliest`, so the bound is `TT.now().earliest + d (1 - ρ)`.
+//!
+//! **Commit.** The writes become a [`Command::Commit`] proposed to the
+//! driver; the answer comes when the entry is applied on this node. A
+//! proposal the replica refused never entered the log: a definite,
+//! retryable failure. Once proposed, the outcome is known only when it is
+//! applied: if leadership is lost meanwhile, the next leader may still
+//! commit the entry (phase 1 recovers it) and this replica applies it as a
+//! follower, which answers the waiter too. If nothing is learned within
+//! `commit_timeout`, the outcome is unknown: [`Error::AmbiguousCommit`],
+//! never a silent retry.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use meridian_error::{Error, Result};
+use meridian_paxos::Ballot;
+use meridian_truetime::{Timestamp, TrueTime};
+use meridian_txn::{Replication, TxnId, Writes};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Command, GroupEnv, GroupStatus, Input, MonoClock};
+
+/// The [`Replication`] of one leadership of a group.
+pub struct LeaderReplication {
+    /// The group.
+    group: u64,
+    /// The leadership this engine belongs to.
+    ballot: Ballot,
+    /// The driver's inputs.
+    proposals: mpsc::WeakSender<Input>,
+    /// The driver's status (lease).
+    status: watch::Receiver<GroupStatus>,
+    /// The replica's clock.
+    clock: MonoClock,
+    /// TrueTime.
+    tt: TrueTime,
+    /// The drift bound, in parts per million.
+    max_drift_ppm: u64,
+    /// How long a commit may wait for its entry to be applied.
+    commit_timeout: Duration,
+}
+
+impl LeaderReplication {
+    /// The replication of leadership `ballot` of `group`.
+    pub(super) fn new(
+        group: u64,
+        ballot: Ballot,
+        proposals: mpsc::WeakSender<Input>,
+        status: watch::Receiver<GroupStatus>,
+        env: &GroupEnv,
+    ) -> Self {
+        LeaderReplication {
+            group,
+            ballot,
+            proposals,
+            status,
+            clock: env.clock,
+            tt: env.tt.clone(),
+            max_drift_ppm: env.options.max_drift_ppm,
+            commit_timeout: env.options.commit_timeout,
+        }
+    }
+
+    fn not_leader(&self, status: &GroupStatus) -> Error {
+        Error::NotLeader {
+            group: self.group,
+            leader: status.leader,
+        }
+    }
+}
+
+impl Replication for LeaderReplication {
+    fn admit(&self) -> Result<Option<Timestamp>> {
+        let status = self.status.borrow();
+        let now = self.clock.now();
+        match status.lease {
+            Some(lease) if lease.ballot == self.ballot && lease.expires > now => {
+                let left = lease.expires - now;
+                let ppm = u128::from(self.max_drift_ppm.min(999_999));
+                let true_left = (u128::from(left) * (1_000_000 - ppm) / 1_000_000) as u64;
+                Ok(Some(
+                    self.tt
+                        .now()
+                        .earliest
+                        .saturating_add(Duration::from_nanos(true_left)),
+                ))
+            }
+            _ => Err(self.not_leader(&status)),
+        }
+    }
+
+    fn commit(
+        &self,
+        _txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        let data = Command::Commit {
+            ts: s,
+            writes: writes.into_iter().collect(),
+        }
+        .encode();
+        let proposals = self.proposals.upgrade();
+        let timeout = self.commit_timeout;
+        let group = self.group;
+        Box::pin(async move {
+            let Some(proposals) = proposals else {
+                return Err(Error::Aborted(format!(
+                    "group {group}: the replica stopped"
+                )));
+            };
+            let (reply, outcome) = oneshot::channel();
+            if proposals
+                .send(Input::Propose { data, reply })
+                .await
+                .is_err()
+            {
+                return Err(Error::Aborted(format!(
+                    "group {group}: the replica stopped"
+                )));
+            }
+            drop(proposals);
+            match tokio::time::timeout(timeout, outcome).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(Error::AmbiguousCommit(format!(
+                    "group {group}: the replica stopped while the commit record at {s} was in flight"
+                ))),
+                Err(_) => Err(Error::AmbiguousCommit(format!(
+                    "group {group}: the commit record at {s} was not applied within {timeout:?} \
+                     (leadership may have changed)"
+                ))),
+            }
+        })
+    }
+}

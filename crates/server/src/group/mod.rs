@@ -1,0 +1,366 @@
+//! A node's replica of one Paxos group: the driver task that runs the pure
+//! [`Replica`] against real storage, a real clock and the network, the
+//! group's state machine, and the transaction engine of its leader.
+//!
+//! # The driver (one tokio task per replica)
+//!
+//! The task owns the [`Replica`], its [`PaxosStore`] and the [`GroupState`].
+//! It waits for an input (a peer's message, a proposal, a timer tick from the
+//! node's monotonic clock), takes every other input already queued, and then
+//! follows the Ready/advance contract of `meridian-paxos` to the letter,
+//! for as long as the replica has a Ready:
+//!
+//! 1. send `messages`;
+//! 2. persist the Ready (and a snapshot the driver just took) as one synced
+//!    RocksDB batch;
+//! 3. send `persisted_messages` (promises and acceptances: vows about
+//!    durable state);
+//! 4. install a received snapshot, apply `committed` (one batch with the
+//!    applied index) and answer the proposers waiting for those commands;
+//! 5. `advance`.
+//!
+//! A storage failure or a damaged log record stops the replica (its status
+//! reports the error) rather than apply anything doubtful. When the log has
+//! grown `compact_every` entries past the last snapshot, the driver dumps
+//! the state machine and hands it to [`Replica::compact`], which truncates
+//! the log at the next persist.
+//!
+//! # The leader's transaction engine
+//!
+//! Once the replica leads with a valid lease and has applied everything its
+//! phase 1 recovered ([`Replica::can_serve_reads`]), the driver builds a
+//! [`LeaderEngine`] for that leadership (ballot): Spanner's single-group
+//! transaction protocol over the node's MVCC store with a fresh lock table
+//! (`meridian_txn::LocalEngine`), whose commits go through the log
+//! ([`leader::LeaderReplication`]) and whose timestamps start above the
+//! largest commit timestamp applied. When the leadership ends the engine is
+//! dropped: its transactions fail retryably at their next step (they held
+//! only locks at the old leader, which nobody else will honour), while any
+//! commit record they had logged is recovered by the next leader's phase 1
+//! and applied before that leader serves anything.
+//!
+//! Left out: leader transfer, snapshot streaming (a snapshot is one message
+//! held in memory), and more than one group per node's data keyspace
+//! (sharding).
+
+mod driver;
+pub mod leader;
+pub mod state;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use meridian_error::{Error, Result};
+use meridian_paxos::{Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
+use meridian_storage::{Engine, Mvcc};
+use meridian_truetime::TrueTime;
+use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use state::{Command, GroupState};
+
+#[cfg(doc)]
+use crate::paxos_log::PaxosStore;
+#[cfg(doc)]
+use meridian_paxos::Replica;
+
+/// A node's storage, shared by all its replicas.
+pub type Storage = Arc<dyn Engine>;
+
+/// The transaction engine of a group's leader.
+pub type LeaderEngine = LocalEngine<Storage>;
+
+/// A transaction run by a group's leader.
+pub type LeaderTxn = LocalTxn<Storage>;
+
+/// The node's monotonic clock, in nanoseconds since the node started: the
+/// only time the Paxos replicas see.
+#[derive(Clone, Copy, Debug)]
+pub struct MonoClock {
+    /// When the node started.
+    origin: Instant,
+}
+
+impl MonoClock {
+    /// A clock reading 0 now.
+    pub fn new() -> Self {
+        MonoClock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the clock was made.
+    pub fn now(&self) -> Nanos {
+        self.origin.elapsed().as_nanos() as Nanos
+    }
+}
+
+impl Default for MonoClock {
+    fn default() -> Self {
+        MonoClock::new()
+    }
+}
+
+/// Where a replica's outbound messages go (the node's per-peer queues).
+pub trait Outbox: Send + Sync + 'static {
+    /// Queues `envelope` for its addressee. Never blocks; may drop (Paxos
+    /// retransmits).
+    fn send(&self, envelope: Envelope);
+}
+
+/// How the replicas of a node run.
+#[derive(Clone, Debug)]
+pub struct ReplicationOptions {
+    /// How long a lease lasts on the granting replica's clock.
+    pub lease: Duration,
+    /// How often a leader sends heartbeats.
+    pub heartbeat: Duration,
+    /// A follower campaigns after hearing no leader for a random time in
+    /// `[election_timeout, 2 * election_timeout)`.
+    pub election_timeout: Duration,
+    /// The bound on clock drift, in parts per million.
+    pub max_drift_ppm: u64,
+    /// How often the driver ticks its replica.
+    pub tick: Duration,
+    /// Snapshot the state machine and truncate the log once it holds this
+    /// many entries past the last snapshot.
+    pub compact_every: u64,
+    /// How long a commit waits for its log entry to be applied before its
+    /// outcome is declared unknown.
+    pub commit_timeout: Duration,
+    /// The leader's transaction settings (lock timeout).
+    pub txn: LocalConfig,
+}
+
+impl Default for ReplicationOptions {
+    fn default() -> Self {
+        let cfg = meridian_paxos::Config::new(1, 0, 0, 0);
+        ReplicationOptions {
+            lease: Duration::from_nanos(cfg.lease_duration),
+            heartbeat: Duration::from_nanos(cfg.heartbeat_interval),
+            election_timeout: Duration::from_nanos(cfg.election_timeout),
+            max_drift_ppm: cfg.max_drift_ppm,
+            tick: Duration::from_millis(20),
+            compact_every: 100_000,
+            commit_timeout: Duration::from_secs(30),
+            txn: LocalConfig::default(),
+        }
+    }
+}
+
+impl ReplicationOptions {
+    /// Short timers for tests and the demo's fast failover: 2 s leases.
+    pub fn fast() -> Self {
+        ReplicationOptions {
+            lease: Duration::from_secs(2),
+            heartbeat: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(500),
+            tick: Duration::from_millis(10),
+            commit_timeout: Duration::from_secs(10),
+            ..ReplicationOptions::default()
+        }
+    }
+
+    /// The Paxos configuration of replica `node` of `group`.
+    pub fn paxos_config(&self, node: NodeId, cluster: u64, group: u64) -> meridian_paxos::Config {
+        meridian_paxos::Config {
+            lease_duration: self.lease.as_nanos() as Nanos,
+            heartbeat_interval: self.heartbeat.as_nanos() as Nanos,
+            election_timeout: self.election_timeout.as_nanos() as Nanos,
+            max_drift_ppm: self.max_drift_ppm,
+            ..meridian_paxos::Config::new(node, cluster, group, rand::random())
+        }
+    }
+}
+
+/// What a replica's driver needs from its node.
+#[derive(Clone)]
+pub struct GroupEnv {
+    /// This node.
+    pub node: NodeId,
+    /// The cluster.
+    pub cluster: u64,
+    /// The node's storage.
+    pub storage: Storage,
+    /// The MVCC view of it that leaders read.
+    pub mvcc: Arc<Mvcc<Storage>>,
+    /// TrueTime.
+    pub tt: TrueTime,
+    /// How transactions sleep (commit wait, lock waits).
+    pub sleeper: Arc<dyn Sleeper>,
+    /// The replicas' clock.
+    pub clock: MonoClock,
+    /// Where messages go.
+    pub outbox: Arc<dyn Outbox>,
+    /// Timers and limits.
+    pub options: ReplicationOptions,
+}
+
+/// How a replica comes to life.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// A founding replica of a new group with this membership.
+    Bootstrap(Membership),
+    /// A restart from what the node persisted.
+    Recover,
+}
+
+/// A replica's state as its driver last published it.
+#[derive(Clone, Debug)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: u64,
+    /// Leader, candidate or follower.
+    pub role: RoleKind,
+    /// The leader this replica knows of.
+    pub leader: Option<NodeId>,
+    /// The commit index.
+    pub commit: Slot,
+    /// The last slot applied to the state machine.
+    pub applied: Slot,
+    /// The voters of the committed membership.
+    pub voters: Vec<NodeId>,
+    /// The lease, while this replica leads with one.
+    pub lease: Option<Lease>,
+    /// Whether the replica serves transactions (leader, lease, caught up).
+    pub serving: bool,
+    /// Why the replica stopped, if it did.
+    pub failed: Option<Error>,
+}
+
+/// An input of a replica's driver.
+pub(crate) enum Input {
+    /// A message from a peer.
+    Message(Envelope),
+    /// A command to log (leader only); the reply comes once it is applied
+    /// here, or at once if it could not be proposed.
+    Propose {
+        /// The command.
+        data: Vec<u8>,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Start an election now.
+    Campaign,
+}
+
+/// A running replica: the handle to its driver task. Dropping it stops the
+/// task (at an input boundary: never in the middle of a persist).
+pub struct Group {
+    /// The group id.
+    id: u64,
+    /// The driver's inputs.
+    inputs: mpsc::Sender<Input>,
+    /// The driver's published status.
+    status: watch::Receiver<GroupStatus>,
+    /// The leader engine, while this replica serves.
+    leader: Arc<RwLock<Option<LeaderEngine>>>,
+    /// The driver task.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("id", &self.id)
+            .field("status", &*self.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many inputs may queue for a driver; peer messages beyond it are
+/// dropped (Paxos retransmits), proposals wait.
+const INPUT_QUEUE: usize = 8192;
+
+impl Group {
+    /// Starts the replica of `group` on this node (must be called inside a
+    /// tokio runtime).
+    pub fn start(env: GroupEnv, group: u64, start: Start) -> Result<Group> {
+        let (inputs, receiver) = mpsc::channel(INPUT_QUEUE);
+        let leader = Arc::new(RwLock::new(None));
+        let (driver, status) = driver::Driver::open(
+            env,
+            group,
+            start,
+            receiver,
+            inputs.downgrade(),
+            leader.clone(),
+        )?;
+        let task = tokio::spawn(driver.run());
+        Ok(Group {
+            id: group,
+            inputs,
+            status,
+            leader,
+            task,
+        })
+    }
+
+    /// The group id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Hands the driver a peer's message (dropped if the queue is full).
+    pub fn deliver(&self, envelope: Envelope) {
+        if self.inputs.try_send(Input::Message(envelope)).is_err() {
+            tracing::debug!(group = self.id, "input queue full; dropped a message");
+        }
+    }
+
+    /// Asks the replica to campaign for leadership now.
+    pub fn campaign(&self) {
+        let _ = self.inputs.try_send(Input::Campaign);
+    }
+
+    /// The latest published status.
+    pub fn status(&self) -> GroupStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of status changes.
+    pub fn watch(&self) -> watch::Receiver<GroupStatus> {
+        self.status.clone()
+    }
+
+    /// The leader's transaction engine, while this replica serves.
+    pub fn leader_engine(&self) -> Option<LeaderEngine> {
+        self.leader.read().expect("leader slot poisoned").clone()
+    }
+
+    /// Waits until the status satisfies `ready`, for at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&GroupStatus) -> bool,
+    ) -> Result<GroupStatus> {
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                let current = status.borrow_and_update().clone();
+                if ready(&current) {
+                    return Ok(current);
+                }
+                if let Some(err) = current.failed {
+                    return Err(err);
+                }
+                if status.changed().await.is_err() {
+                    return Err(Error::Unavailable(format!("group {} stopped", self.id)));
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "group {}: condition not reached within {timeout:?}",
+                self.id
+            )))
+        })
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,223 @@
+//! The leader's side of routed transactions: [`RemoteTxns`] runs the
+//! transactions that SQL sessions on other nodes begin at this node's
+//! leader replica, one `Txn` call per operation.
+//!
+//! A transaction lives here under a handle (a random-based number, so a
+//! handle from before a restart never names a new transaction) until it
+//! commits or rolls back. One whose client went silent for
+//! [`IDLE_TIMEOUT`] is rolled back by a reaper (an abandoned transaction
+//! must not hold its locks forever). A handle the leader does not know (it
+//! restarted, lost leadership, or reaped the transaction) fails the call
+//! retryably.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use meridian_error::{Error, Result};
+use meridian_proto::v1;
+use meridian_storage::ScanDirection;
+use meridian_txn::{ReadTime, Transaction, TxnEngine, TxnMode};
+
+use crate::group::LeaderTxn;
+use crate::node::Node;
+use crate::route::wire;
+
+/// A remote transaction unused this long is rolled back.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the reaper looks.
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One routed transaction.
+struct Entry {
+    /// The transaction (`None` once finished).
+    txn: Arc<tokio::sync::Mutex<Option<LeaderTxn>>>,
+    /// When a call last used it.
+    last_used: Instant,
+}
+
+/// The transactions other nodes run at this node's leaders.
+pub struct RemoteTxns {
+    /// The next handle.
+    next: AtomicU64,
+    /// The open ones.
+    open: Mutex<HashMap<u64, Entry>>,
+}
+
+impl RemoteTxns {
+    /// No transactions yet.
+    pub(crate) fn new() -> Self {
+        RemoteTxns {
+            next: AtomicU64::new((rand::random::<u64>() >> 2).max(1)),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Drops every open transaction (the node stops).
+    pub(crate) fn clear(&self) {
+        self.open.lock().expect("txns poisoned").clear();
+    }
+
+    /// How many are open.
+    pub fn len(&self) -> usize {
+        self.open.lock().expect("txns poisoned").len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rolls back abandoned transactions every few seconds while `node`
+    /// lives.
+    pub(crate) fn start_reaper(&self, node: Weak<Node>) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                ticks.tick().await;
+                let Some(node) = node.upgrade() else { return };
+                let txns = node.remote_txns();
+                let mut open = txns.open.lock().expect("txns poisoned");
+                let before = open.len();
+                // A transaction in the middle of a call is not idle.
+                open.retain(|_, e| {
+                    e.last_used.elapsed() < IDLE_TIMEOUT || e.txn.try_lock().is_err()
+                });
+                if open.len() < before {
+                    tracing::info!(
+                        reaped = before - open.len(),
+                        "rolled back abandoned transactions"
+                    );
+                }
+            }
+        });
+    }
+
+    /// Answers one `Txn` call.
+    pub(crate) async fn handle(&self, node: &Node, request: v1::TxnRequest) -> v1::TxnReply {
+        let result = match self.run(node, request).await {
+            Ok(result) => result,
+            Err(err) => v1::txn_reply::Result::Error(wire::encode_error(&err)),
+        };
+        v1::TxnReply {
+            result: Some(result),
+        }
+    }
+
+    async fn run(&self, node: &Node, request: v1::TxnRequest) -> Result<v1::txn_reply::Result> {
+        use v1::txn_reply::Result as Reply;
+        use v1::txn_request::Op;
+        if request.cluster != node.cluster() || request.cluster == 0 {
+            return Err(Error::InvalidInput(format!(
+                "node {} does not belong to cluster {:016x}",
+                node.id(),
+                request.cluster
+            )));
+        }
+        let op = request
+            .op
+            .ok_or_else(|| Error::InvalidInput("a Txn call without an operation".into()))?;
+        if let Op::Begin(begin) = op {
+            let group = node.group(request.group).ok_or(Error::NotLeader {
+                group: request.group,
+                leader: None,
+            })?;
+            let engine = group.leader_engine().ok_or_else(|| Error::NotLeader {
+                group: request.group,
+                leader: group.status().leader.filter(|&l| l != node.id()),
+            })?;
+            let mode = if begin.read_only {
+                TxnMode::ReadOnly(match begin.at {
+                    Some(at) => ReadTime::At(wire::ts(at)),
+                    None => ReadTime::Strong,
+                })
+            } else {
+                TxnMode::ReadWrite
+            };
+            let txn = engine.begin(mode).await?;
+            let handle = self.next.fetch_add(1, Ordering::Relaxed);
+            let began = v1::Began {
+                txn: handle,
+                start_ts: Some(wire::proto_ts(txn.start_ts())),
+                read_ts: txn.read_ts().map(wire::proto_ts),
+            };
+            self.open.lock().expect("txns poisoned").insert(
+                handle,
+                Entry {
+                    txn: Arc::new(tokio::sync::Mutex::new(Some(txn))),
+                    last_used: Instant::now(),
+                },
+            );
+            return Ok(Reply::Began(began));
+        }
+        let finishing = matches!(op, Op::Commit(_) | Op::Rollback(_));
+        let slot = {
+            let mut open = self.open.lock().expect("txns poisoned");
+            let txn = if finishing {
+                open.remove(&request.txn).map(|e| e.txn)
+            } else {
+                open.get_mut(&request.txn).map(|e| {
+                    e.last_used = Instant::now();
+                    e.txn.clone()
+                })
+            };
+            txn.ok_or_else(|| {
+                Error::Aborted(format!(
+                    "transaction {} is not running at node {} (its leader changed, \
+                     or it was idle too long)",
+                    request.txn,
+                    node.id()
+                ))
+            })?
+        };
+        let mut guard = slot.lock().await;
+        let txn = guard
+            .as_mut()
+            .ok_or_else(|| Error::Aborted(format!("transaction {} already ended", request.txn)))?;
+        Ok(match op {
+            Op::Begin(_) => unreachable!("handled above"),
+            Op::Get(get) => Reply::Value(v1::MaybeValue {
+                value: txn.get(&get.key, wire::lock(get.lock)).await?,
+            }),
+            Op::Scan(scan) => {
+                let range = wire::range(scan.range.unwrap_or_default())?;
+                let direction = if scan.reverse {
+                    ScanDirection::Reverse
+                } else {
+                    ScanDirection::Forward
+                };
+                let limit = (scan.limit > 0).then_some(scan.limit as usize);
+                let rows = txn
+                    .scan(range, direction, limit, wire::lock(scan.lock))
+                    .await?;
+                Reply::Rows(v1::Rows {
+                    rows: rows
+                        .into_iter()
+                        .map(|(key, value)| v1::KvPair { key, value })
+                        .collect(),
+                })
+            }
+            Op::Put(put) => {
+                txn.put(put.key, put.value).await?;
+                Reply::Done(v1::Done {})
+            }
+            Op::Delete(delete) => {
+                txn.delete(delete.key).await?;
+                Reply::Done(v1::Done {})
+            }
+            Op::Commit(_) => {
+                let txn = guard.take().expect("checked above");
+                let ts = txn.commit().await?;
+                Reply::Committed(v1::Committed {
+                    commit_ts: ts.map(wire::proto_ts),
+                })
+            }
+            Op::Rollback(_) => {
+                let txn = guard.take().expect("checked above");
+                txn.rollback().await?;
+                Reply::Done(v1::Done {})
+            }
+        })
+    }
+}

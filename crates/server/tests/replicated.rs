@@ -1,0 +1,286 @@
+//! Transactions on a replicated group: three (or five) nodes in one process,
+//! each with its own RocksDB, over the in-process network. Nodes are stopped
+//! as a crash would stop them and restarted from their data directories.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meridian_error::Error;
+use meridian_server::clock::SystemClock;
+use meridian_server::cluster::{LocalCluster, LocalClusterOptions};
+use meridian_server::group::ReplicationOptions;
+use meridian_server::net::NodeApi;
+use meridian_server::node::DATA_GROUP;
+use meridian_storage::RocksOptions;
+use meridian_truetime::Timestamp;
+use meridian_txn::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn options(nodes: usize) -> LocalClusterOptions {
+    LocalClusterOptions {
+        nodes,
+        replication: ReplicationOptions::fast(),
+        rocks: RocksOptions::default(),
+        durability: meridian_storage::Durability::Sync,
+    }
+}
+
+async fn open(dir: &std::path::Path, options: LocalClusterOptions) -> LocalCluster {
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    LocalCluster::open(dir, clock, options).await.unwrap()
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key-{i:04}").into_bytes()
+}
+
+/// Writes `key(i) = value` through `engine`, retrying retryable failures
+/// (a leader change) until `deadline`. Returns when it was acknowledged.
+async fn write<E: TxnEngine>(engine: &E, i: u32, value: &str, deadline: Instant) -> Timestamp {
+    loop {
+        let attempt = async {
+            let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+            txn.put(key(i), value.as_bytes().to_vec()).await?;
+            txn.commit().await
+        };
+        match attempt.await {
+            Ok(ts) => return ts.expect("a write has a commit timestamp"),
+            Err(err) if err.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("write {i} failed: {err}"),
+        }
+    }
+}
+
+/// Every key `0..n` read strongly through `engine`.
+async fn read_all<E: TxnEngine>(engine: &E, n: u32) -> Vec<Option<Vec<u8>>> {
+    let mut txn = engine
+        .begin(TxnMode::ReadOnly(ReadTime::Strong))
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for i in 0..n {
+        values.push(txn.get(&key(i), LockStrength::Shared).await.unwrap());
+    }
+    values
+}
+
+/// Waits until node `id` has applied everything the leader committed.
+async fn caught_up(cluster: &LocalCluster, id: u64, leader: u64) {
+    let target = cluster
+        .node(leader)
+        .group(DATA_GROUP)
+        .unwrap()
+        .status()
+        .commit;
+    cluster
+        .node(id)
+        .group(DATA_GROUP)
+        .unwrap()
+        .wait_for(LEADER_TIMEOUT, |s| s.applied >= target)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_the_loss_and_return_of_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = if leader == 1 { 2 } else { 1 };
+    let deadline = Instant::now() + Duration::from_secs(60);
+
+    // Through the leader's own engine and through a follower (routed).
+    let mut stamps = Vec::new();
+    for i in 0..10 {
+        let engine = cluster.engine(if i % 2 == 0 { leader } else { follower });
+        stamps.push(write(&engine, i, "before", deadline).await);
+    }
+
+    // The leader crashes; writes through a survivor resume once a new
+    // leader holds a lease (the old lease runs out first).
+    cluster.stop(leader);
+    let crashed = Instant::now();
+    let survivor = cluster.engine(follower);
+    stamps.push(write(&survivor, 10, "during", deadline).await);
+    let resumed = crashed.elapsed();
+    let lease = ReplicationOptions::fast().lease;
+    let election = ReplicationOptions::fast().election_timeout * 2;
+    assert!(
+        resumed < (lease + election) * 3,
+        "writes resumed after {resumed:?}"
+    );
+    for i in 11..20 {
+        stamps.push(write(&survivor, i, "during", deadline).await);
+    }
+    // Timestamps of acknowledged writes increase across the leader change.
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+
+    // The old leader comes back, catches up, and sees every write.
+    cluster.start(leader).await.unwrap();
+    let new_leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    caught_up(&cluster, leader, new_leader).await;
+    let values = read_all(&cluster.engine(leader), 20).await;
+    for (i, value) in values.iter().enumerate() {
+        let expected: &[u8] = if i < 10 { b"before" } else { b"during" };
+        assert_eq!(value.as_deref(), Some(expected), "key {i}");
+    }
+    // Its own copy of the data is complete too (not just the leader's).
+    let local = cluster.node(leader).mvcc().clone();
+    for i in 0..20 {
+        assert!(
+            local.get(&key(i), Timestamp::MAX).unwrap().is_some(),
+            "key {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_replicas_keep_writing_through_two_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path(), options(5)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    write(&cluster.engine(leader), 0, "a", deadline).await;
+
+    let other = (1..=5).find(|&n| n != leader).unwrap();
+    cluster.stop(leader);
+    cluster.stop(other);
+    let survivor = (1..=5).find(|&n| n != leader && n != other).unwrap();
+    for i in 1..5 {
+        write(&cluster.engine(survivor), i, "b", deadline).await;
+    }
+    let values = read_all(&cluster.engine(survivor), 5).await;
+    assert!(values.iter().all(Option::is_some), "{values:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_at_a_lost_leader_fails_retryably() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = if leader == 1 { 2 } else { 1 };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    write(&cluster.engine(leader), 0, "x", deadline).await;
+
+    // A transaction routed from a follower takes a read lock at the leader.
+    let mut txn = cluster
+        .engine(follower)
+        .begin(TxnMode::ReadWrite)
+        .await
+        .unwrap();
+    assert!(txn
+        .get(&key(0), LockStrength::Shared)
+        .await
+        .unwrap()
+        .is_some());
+    cluster.stop(leader);
+    let err = txn.get(&key(1), LockStrength::Shared).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let err = txn.commit().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // A new transaction finds the new leader.
+    write(&cluster.engine(follower), 1, "y", deadline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(3);
+    opts.replication.compact_every = 8;
+    let mut cluster = open(dir.path(), opts).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let lagging = if leader == 3 { 2 } else { 3 };
+    cluster.stop(lagging);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..40 {
+        write(&cluster.engine(leader), i, "v", deadline).await;
+    }
+    cluster.start(lagging).await.unwrap();
+    caught_up(&cluster, lagging, leader).await;
+    let local = cluster.node(lagging).mvcc().clone();
+    for i in 0..40 {
+        assert!(
+            local.get(&key(i), Timestamp::MAX).unwrap().is_some(),
+            "key {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_restarts_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cluster = open(dir.path(), options(3)).await;
+        let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..5 {
+            write(&cluster.engine(leader), i, "kept", deadline).await;
+        }
+    }
+    // Give the stopped nodes' tasks a moment to release their storage.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cluster = open(dir.path(), options(3)).await;
+    let values = read_all(&cluster.engine(1), 5).await;
+    assert!(
+        values.iter().all(|v| v.as_deref() == Some(&b"kept"[..])),
+        "{values:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_strangers_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let node = cluster.node(leader);
+    let before = node.group(DATA_GROUP).unwrap().status();
+
+    // Another cluster.
+    let err = node
+        .deliver(meridian_proto::v1::PaxosBatch {
+            cluster: node.cluster() ^ 1,
+            from: 2,
+            messages: vec![vec![1, 2, 3]],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    // An unknown node.
+    let err = node
+        .deliver(meridian_proto::v1::PaxosBatch {
+            cluster: node.cluster(),
+            from: 99,
+            messages: vec![vec![1, 2, 3]],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    // Malformed bytes from a member: dropped one by one, the batch is taken.
+    let member = (1..=3).find(|&n| n != leader).unwrap();
+    node.deliver(meridian_proto::v1::PaxosBatch {
+        cluster: node.cluster(),
+        from: member,
+        messages: vec![vec![0xde, 0xad, 0xbe, 0xef]],
+    })
+    .await
+    .unwrap();
+    let after = node.group(DATA_GROUP).unwrap().status();
+    assert_eq!(after.leader, before.leader);
+    assert!(after.commit >= before.commit);
+    assert!(after.serving);
+
+    // Bootstrapping into another cluster is refused too.
+    let err = node
+        .bootstrap(meridian_proto::v1::BootstrapRequest {
+            cluster: 42,
+            peers: vec![],
+            groups: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already belongs"), "{err}");
+}
