@@ -167,7 +167,7 @@ impl LocalCluster {
             storage,
             self.tt.clone(),
             Arc::new(TokioSleeper),
-            Arc::new(self.network.clone()),
+            Arc::new(self.network.connector(&address(id))),
         )?;
         self.network.register(&address(id), &node);
         self.nodes[index] = Some(node.clone());
@@ -180,6 +180,16 @@ impl LocalCluster {
         if let Some(node) = self.nodes.get_mut(id as usize - 1).and_then(Option::take) {
             node.stop();
         }
+    }
+
+    /// Cuts node `id` off from every other node (both ways).
+    pub fn isolate(&self, id: NodeId) {
+        self.network.isolate(&address(id));
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.network.heal();
     }
 
     /// Node `id` (panics if it is stopped: a test bug).

@@ -5,7 +5,7 @@
 //! The same API runs over two transports. Over gRPC ([`crate::grpc`]) a
 //! peer is a tonic client and the service forwards to the node. Inside one
 //! process ([`LocalNetwork`], the demo and tests) a peer is the other
-//! [`Node`](crate::node::Node) itself, called directly; messages still go
+//! [`Node`] itself, called directly; messages still go
 //! through the same queues, batching and checks, only without bytes on a
 //! socket in between (Paxos messages do travel encoded, so the receiving
 //! checks are the same).
@@ -16,7 +16,7 @@
 //! retransmits); when a delivery fails the batch is dropped and the task
 //! pauses briefly, so a dead peer costs little.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
@@ -105,10 +105,13 @@ impl PeerQueue {
 }
 
 /// Nodes of one process reaching each other by name: the demo's network.
+/// Tests can cut links ([`LocalNetwork::isolate`]) to partition it.
 #[derive(Default)]
 pub struct LocalNetwork {
     /// The nodes, by address.
     nodes: RwLock<HashMap<String, Weak<Node>>>,
+    /// Cut links, as (from, to) addresses: calls over them fail.
+    cut: RwLock<HashSet<(String, String)>>,
 }
 
 impl LocalNetwork {
@@ -126,7 +129,47 @@ impl LocalNetwork {
             .insert(address.to_string(), Arc::downgrade(node));
     }
 
-    fn lookup(&self, address: &str) -> Result<Arc<Node>> {
+    /// The connector node `from` uses: its calls go over `from`'s links.
+    pub fn connector(self: &Arc<Self>, from: &str) -> LocalConnector {
+        LocalConnector {
+            network: self.clone(),
+            from: from.to_string(),
+        }
+    }
+
+    /// Cuts every link between `address` and the other nodes, both ways.
+    pub fn isolate(&self, address: &str) {
+        let others: Vec<String> = self
+            .nodes
+            .read()
+            .expect("network poisoned")
+            .keys()
+            .filter(|a| *a != address)
+            .cloned()
+            .collect();
+        let mut cut = self.cut.write().expect("network poisoned");
+        for other in others {
+            cut.insert((address.to_string(), other.clone()));
+            cut.insert((other, address.to_string()));
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.cut.write().expect("network poisoned").clear();
+    }
+
+    fn lookup(&self, from: &str, address: &str) -> Result<Arc<Node>> {
+        if self
+            .cut
+            .read()
+            .expect("network poisoned")
+            .contains(&(from.to_string(), address.to_string()))
+        {
+            return Err(Error::Unavailable(format!(
+                "the link from {from} to {address} is cut"
+            )));
+        }
         self.nodes
             .read()
             .expect("network poisoned")
@@ -136,10 +179,19 @@ impl LocalNetwork {
     }
 }
 
-impl Connector for Arc<LocalNetwork> {
+/// How one node of a [`LocalNetwork`] reaches the others.
+pub struct LocalConnector {
+    /// The network.
+    network: Arc<LocalNetwork>,
+    /// The connecting node's address.
+    from: String,
+}
+
+impl Connector for LocalConnector {
     fn connect(&self, address: &str) -> Result<Arc<dyn NodeApi>> {
         Ok(Arc::new(LocalPeer {
-            network: self.clone(),
+            network: self.network.clone(),
+            from: self.from.clone(),
             address: address.to_string(),
         }))
     }
@@ -149,13 +201,15 @@ impl Connector for Arc<LocalNetwork> {
 struct LocalPeer {
     /// The network.
     network: Arc<LocalNetwork>,
+    /// The calling node's name.
+    from: String,
     /// The peer's name.
     address: String,
 }
 
 impl LocalPeer {
     fn call<T: Send + 'static>(&self, f: impl FnOnce(&Node) -> ApiFuture<T>) -> ApiFuture<T> {
-        match self.network.lookup(&self.address) {
+        match self.network.lookup(&self.from, &self.address) {
             Ok(node) => f(&node),
             Err(err) => Box::pin(std::future::ready(Err(err))),
         }

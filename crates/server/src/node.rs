@@ -25,7 +25,7 @@
 //!
 //! # Routing
 //!
-//! SQL on any node programs against [`ClusterEngine`](crate::route::ClusterEngine),
+//! SQL on any node programs against [`ClusterEngine`],
 //! which runs each transaction at the group's leader: in this process when
 //! the local replica leads, else through the leader's `Txn` API
 //! ([`crate::txn_service`]).

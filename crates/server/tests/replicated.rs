@@ -284,3 +284,81 @@ async fn messages_from_strangers_are_refused_and_change_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("already belongs"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_is_replaced_and_its_transactions_fail_retryably() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let survivor = (1..=3).find(|&n| n != leader).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    write(&cluster.engine(leader), 0, "old", deadline).await;
+
+    // A transaction at the leader, then the leader is cut off.
+    let mut stranded = cluster
+        .engine(leader)
+        .begin(TxnMode::ReadWrite)
+        .await
+        .unwrap();
+    stranded
+        .get(&key(0), LockStrength::Exclusive)
+        .await
+        .unwrap();
+    cluster.isolate(leader);
+
+    // The majority elects a leader once the old lease ran out, and writes.
+    write(&cluster.engine(survivor), 0, "new", deadline).await;
+    let new_leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_ne!(new_leader, leader);
+
+    // The stranded transaction cannot commit: its leader lost the lease.
+    stranded.put(key(0), b"stranded".to_vec()).await.ok();
+    let err = stranded.commit().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // Healed, the old leader catches up and sees the new write.
+    cluster.heal();
+    caught_up(&cluster, leader, new_leader).await;
+    let local = cluster.node(leader).mvcc().clone();
+    assert_eq!(
+        local.get(&key(0), Timestamp::MAX).unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_record_stops_the_replica_at_restart() {
+    use meridian_storage::{
+        Durability, Engine, KeyRange, RocksEngine, ScanDirection, Space, WriteBatch,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..3 {
+        write(&cluster.engine(leader), i, "v", deadline).await;
+    }
+    let victim = if leader == 3 { 2 } else { 3 };
+    caught_up(&cluster, victim, leader).await;
+    cluster.stop(victim);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let path = dir.path().join(format!("node-{victim}"));
+        let rocks = RocksEngine::open(&path, RocksOptions::default()).unwrap();
+        let (key, mut value) = rocks
+            .scan(Space::Log, &KeyRange::all(), ScanDirection::Reverse)
+            .next()
+            .unwrap()
+            .unwrap();
+        let last = value.len() - 1;
+        value[last] ^= 0xff;
+        let mut batch = WriteBatch::new();
+        batch.put(Space::Log, key, value);
+        rocks.write(batch, Durability::Sync).unwrap();
+    }
+    let err = cluster.start(victim).await.unwrap_err();
+    assert!(matches!(err, Error::Corruption(_)), "{err}");
+    assert!(err.to_string().contains("group 1"), "{err}");
+    // The others carry on.
+    write(&cluster.engine(leader), 9, "v", deadline).await;
+}
