@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the Docker deployment: builds meridian:local, starts the
-# 3-node compose cluster under a project name of its own, founds the cluster,
+# 3-node compose cluster (docker-compose.yml) under a project name of its own, founds the cluster,
 # writes rows, SIGKILLs the leader's container, keeps writing through a
 # surviving node (and measures how long writes took to resume), restarts the
 # killed node, waits for it to catch up, and checks that every acknowledged
@@ -13,15 +13,20 @@
 #   MERIDIAN_BIN          binary for the image (unset: a cargo release build, see build-image.sh)
 #   MERIDIAN_IMAGE        image tag (default meridian:local)
 #   MERIDIAN_SKIP_BUILD=1 use the existing image as it is
-#   MERIDIAN_SQL_PORT1..3 host ports for the nodes' SQL (default 15433..15435)
+#   MERIDIAN_NODES=5      test the 5-node file (docker-compose.5.yml) instead
+#   MERIDIAN_SQL_PORT1..n host ports for the nodes' SQL (default 15433..)
 #   RESUME_TIMEOUT        seconds writes may take to resume after the kill (default 60)
 #
 # Needs docker with `docker compose` or docker-compose, and psql.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-compose_file="$here/docker-compose.yml"
-nodes=3
+nodes="${MERIDIAN_NODES:-3}"
+case "$nodes" in
+    3) compose_file="$here/docker-compose.yml" ;;
+    5) compose_file="$here/docker-compose.5.yml" ;;
+    *) printf 'FAIL: MERIDIAN_NODES must be 3 or 5, not %s\n' "$nodes" >&2; exit 1 ;;
+esac
 rows_before=20
 rows_after=20
 resume_timeout="${RESUME_TIMEOUT:-60}"
@@ -107,11 +112,12 @@ group_field() {
     }' <<<"$1"
 }
 
-# Runs one SQL statement through node $1; sets sql_rc, sql_out, sql_err and
-# sql_state (the SQLSTATE of an error, empty if none was reported).
+# Runs one SQL statement through node $1, for at most $3 seconds (default
+# 20); sets sql_rc, sql_out, sql_err and sql_state (the SQLSTATE of an error,
+# empty if none was reported).
 sql() {
     sql_rc=0
-    sql_out="$(PGCONNECT_TIMEOUT=5 timeout 20 psql \
+    sql_out="$(PGCONNECT_TIMEOUT=5 timeout "${3:-20}" psql \
         "postgres://meridian@127.0.0.1:${sql_port[$1]}/meridian" \
         -X -q -A -t -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$2" 2>"$tmp/psql.err")" || sql_rc=$?
     sql_err="$(cat "$tmp/psql.err")"
@@ -124,7 +130,7 @@ sql() {
 retryable() {
     case "$sql_state" in
         40001 | 57P03 | 40003) return 0 ;;
-        "") [ "$sql_rc" -ne 1 ] ;; # 2: connection trouble, 124: timeout
+        "") [ "$sql_rc" -ne 1 ] ;; # 2: connection trouble, 124: timeout (outcome unknown)
         *) return 1 ;;
     esac
 }
@@ -136,7 +142,9 @@ insert_row() {
     local node=$1 k=$2 until=$3 attempts=0
     while :; do
         attempts=$((attempts + 1))
-        sql "$node" "INSERT INTO kv VALUES ($k, 'v$k')"
+        # One attempt may not outlast the deadline (but gets at least 2 s).
+        sql "$node" "INSERT INTO kv VALUES ($k, 'v$k')" \
+            "$(awk -v t="$until" -v now="$(now)" 'BEGIN { s = t - now; if (s > 20) s = 20; if (s < 2) s = 2; printf "%.1f", s }')"
         if [ "$sql_rc" -eq 0 ]; then
             acked[$k]=1
             return 0
@@ -164,7 +172,7 @@ else
     "$here/build-image.sh" || die "building the image failed"
 fi
 
-log "starting 3 nodes: ${compose_cmd[*]} -f $compose_file -p $project up -d"
+log "starting $nodes nodes: ${compose_cmd[*]} -f $compose_file -p $project up -d"
 started=1
 compose up -d >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log" >&2; die "compose up failed"; }
 docker network inspect "$network" >/dev/null 2>&1 || die "compose did not create the network $network"
@@ -317,6 +325,6 @@ for i in $(seq 1 "$nodes"); do
     log "node$i: all $(wc -l <<<"$expected") acknowledged rows present ($(wc -l <<<"$got") rows)"
 done
 
-printf '\nPASS: 3-node compose cluster; killed leader node%s; writes resumed through node%s after %s s; node%s caught up; all %s acknowledged rows on every node.\n' \
-    "$leader" "$survivor" "$resume" "$leader" "${#acked[@]}"
+printf '\nPASS: %s-node compose cluster; killed leader node%s; writes resumed through node%s after %s s; node%s caught up; all %s acknowledged rows on every node.\n' \
+    "$nodes" "$leader" "$survivor" "$resume" "$leader" "${#acked[@]}"
 echo "resume time: ${resume} s"

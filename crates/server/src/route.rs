@@ -4,6 +4,13 @@
 //! leader's engine), else at the leader's node through its `Txn` API
 //! ([`RemoteTxn`]).
 //!
+//! **Follower reads.** A snapshot read at a given timestamp (`AS OF SYSTEM
+//! TIME`, [`ReadTime::At`]) needs no leader: the local replica serves it,
+//! lock-free, once its safe time has reached the timestamp (waiting up to
+//! [`FOLLOWER_READ_WAIT`] for it; an idle leader advances safe time every
+//! `safe_time_interval`). A replica too far behind hands the read to the
+//! leader. Strong reads go to the leader.
+//!
 //! **Finding the leader.** `begin` asks the local replica: if it serves, the
 //! transaction runs here; if it knows another leader, `begin` is sent
 //! there. A refusal (`NotLeader`, the node is down) means the knowledge was
@@ -15,21 +22,25 @@
 //! retryably (SQLSTATE 40001) and the client runs it again; a commit whose
 //! answer is lost is [`Error::AmbiguousCommit`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
-use meridian_storage::{KeyRange, KvPair, ScanDirection};
+use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 use meridian_txn::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
 
-use crate::group::LeaderTxn;
+use crate::group::{LeaderTxn, Storage};
 use crate::net::NodeApi;
 use crate::node::Node;
 
 /// How long `begin` looks for a leader.
 pub const BEGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a snapshot read waits for the local replica's safe time before
+/// going to the leader instead.
+pub const FOLLOWER_READ_WAIT: Duration = Duration::from_secs(1);
 /// The pause between attempts when nothing changed.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -46,6 +57,40 @@ impl ClusterEngine {
     /// Transactions on `group` from `node`.
     pub fn new(node: Arc<Node>, group: u64) -> Self {
         ClusterEngine { node, group }
+    }
+
+    /// A snapshot read at `ts` served by the local follower replica, if its
+    /// safe time reaches `ts` soon enough.
+    async fn follower_read(&self, ts: Timestamp) -> Result<Option<ClusterTxn>> {
+        let now = self.node.truetime().now();
+        if ts > now.latest {
+            return Err(Error::InvalidInput(format!(
+                "cannot read as of {ts}: it is in the future (now is at most {})",
+                now.latest
+            )));
+        }
+        let Some(group) = self.node.group(self.group) else {
+            return Ok(None);
+        };
+        if group.leader_engine().is_some() {
+            // The leader serves it as any other transaction.
+            return Ok(None);
+        }
+        if group
+            .wait_for(FOLLOWER_READ_WAIT, |s| s.safe_ts >= ts)
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let mvcc = self.node.mvcc().clone();
+        mvcc.check_readable(ts)?;
+        Ok(Some(ClusterTxn::Snapshot(SnapshotTxn {
+            mvcc,
+            id: NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed),
+            start_ts: now.latest,
+            read_ts: ts,
+        })))
     }
 
     /// One attempt to begin: `Ok(None)` when no leader took it.
@@ -118,6 +163,11 @@ impl TxnEngine for ClusterEngine {
     type Txn = ClusterTxn;
 
     async fn begin(&self, mode: TxnMode) -> Result<ClusterTxn> {
+        if let TxnMode::ReadOnly(ReadTime::At(ts)) = mode {
+            if let Some(txn) = self.follower_read(ts).await? {
+                return Ok(txn);
+            }
+        }
         let deadline = tokio::time::Instant::now() + BEGIN_TIMEOUT;
         loop {
             if let Some(txn) = self.try_begin(mode).await? {
@@ -151,6 +201,32 @@ pub enum ClusterTxn {
     Local(LeaderTxn),
     /// Run by another node's leader replica.
     Remote(RemoteTxn),
+    /// A snapshot read served by this node's follower replica.
+    Snapshot(SnapshotTxn),
+}
+
+impl ClusterTxn {
+    /// Whether a follower replica of this node serves it (no leader
+    /// involved).
+    pub fn is_follower_read(&self) -> bool {
+        matches!(self, ClusterTxn::Snapshot(_))
+    }
+}
+
+/// Ids of follower reads (for logs).
+static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(1);
+
+/// A read-only transaction at a fixed timestamp, served from this node's
+/// replica at or below its safe time: no locks, no leader.
+pub struct SnapshotTxn {
+    /// The node's store.
+    mvcc: Arc<Mvcc<Storage>>,
+    /// Its id.
+    id: u64,
+    /// When it began.
+    start_ts: Timestamp,
+    /// The snapshot.
+    read_ts: Timestamp,
 }
 
 impl Transaction for ClusterTxn {
@@ -158,6 +234,7 @@ impl Transaction for ClusterTxn {
         match self {
             ClusterTxn::Local(t) => t.id(),
             ClusterTxn::Remote(t) => t.handle,
+            ClusterTxn::Snapshot(t) => t.id,
         }
     }
 
@@ -165,6 +242,7 @@ impl Transaction for ClusterTxn {
         match self {
             ClusterTxn::Local(t) => t.mode(),
             ClusterTxn::Remote(t) => t.mode,
+            ClusterTxn::Snapshot(t) => TxnMode::ReadOnly(ReadTime::At(t.read_ts)),
         }
     }
 
@@ -172,6 +250,7 @@ impl Transaction for ClusterTxn {
         match self {
             ClusterTxn::Local(t) => t.start_ts(),
             ClusterTxn::Remote(t) => t.start_ts,
+            ClusterTxn::Snapshot(t) => t.start_ts,
         }
     }
 
@@ -179,12 +258,14 @@ impl Transaction for ClusterTxn {
         match self {
             ClusterTxn::Local(t) => t.read_ts(),
             ClusterTxn::Remote(t) => t.read_ts,
+            ClusterTxn::Snapshot(t) => Some(t.read_ts),
         }
     }
 
     async fn get(&mut self, key: &[u8], lock: LockStrength) -> Result<Option<Vec<u8>>> {
         match self {
             ClusterTxn::Local(t) => t.get(key, lock).await,
+            ClusterTxn::Snapshot(t) => t.mvcc.get(key, t.read_ts),
             ClusterTxn::Remote(t) => {
                 let op = v1::txn_request::Op::Get(v1::GetOp {
                     key: key.to_vec(),
@@ -207,6 +288,7 @@ impl Transaction for ClusterTxn {
     ) -> Result<Vec<KvPair>> {
         match self {
             ClusterTxn::Local(t) => t.scan(range, direction, limit, lock).await,
+            ClusterTxn::Snapshot(t) => t.mvcc.scan(&range, t.read_ts, direction, limit),
             ClusterTxn::Remote(t) => {
                 let op = v1::txn_request::Op::Scan(v1::ScanOp {
                     range: Some(wire::proto_range(&range)),
@@ -227,6 +309,7 @@ impl Transaction for ClusterTxn {
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         match self {
             ClusterTxn::Local(t) => t.put(key, value).await,
+            ClusterTxn::Snapshot(_) => Err(Error::ReadOnlyTransaction("INSERT or UPDATE".into())),
             ClusterTxn::Remote(t) => {
                 if t.read_ts.is_some() {
                     return Err(Error::ReadOnlyTransaction("INSERT or UPDATE".into()));
@@ -241,6 +324,7 @@ impl Transaction for ClusterTxn {
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         match self {
             ClusterTxn::Local(t) => t.delete(key).await,
+            ClusterTxn::Snapshot(_) => Err(Error::ReadOnlyTransaction("DELETE".into())),
             ClusterTxn::Remote(t) => {
                 if t.read_ts.is_some() {
                     return Err(Error::ReadOnlyTransaction("DELETE".into()));
@@ -255,6 +339,7 @@ impl Transaction for ClusterTxn {
     async fn commit(self) -> Result<Option<Timestamp>> {
         match self {
             ClusterTxn::Local(t) => t.commit().await,
+            ClusterTxn::Snapshot(_) => Ok(None),
             ClusterTxn::Remote(mut t) => {
                 t.finished = true;
                 match t.call(v1::txn_request::Op::Commit(v1::CommitOp {})).await {
@@ -276,6 +361,7 @@ impl Transaction for ClusterTxn {
     async fn rollback(self) -> Result<()> {
         match self {
             ClusterTxn::Local(t) => t.rollback().await,
+            ClusterTxn::Snapshot(_) => Ok(()),
             ClusterTxn::Remote(mut t) => {
                 t.finished = true;
                 match t

@@ -362,3 +362,64 @@ async fn a_damaged_log_record_stops_the_replica_at_restart() {
     // The others carry on.
     write(&cluster.engine(leader), 9, "v", deadline).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_serve_snapshot_reads_at_their_safe_time() {
+    use meridian_storage::{KeyRange, ScanDirection};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), options(3)).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ts1 = Timestamp::MIN;
+    for i in 0..5 {
+        ts1 = write(&cluster.engine(leader), i, "v1", deadline).await;
+    }
+    write(&cluster.engine(leader), 0, "v2", deadline).await;
+
+    let read = |id: u64, ts: Timestamp| {
+        let engine = cluster.engine(id);
+        async move {
+            let mut txn = engine
+                .begin(TxnMode::ReadOnly(ReadTime::At(ts)))
+                .await
+                .unwrap();
+            let follower_read = txn.is_follower_read();
+            let rows = txn
+                .scan(
+                    KeyRange::all(),
+                    ScanDirection::Forward,
+                    None,
+                    LockStrength::Shared,
+                )
+                .await
+                .unwrap();
+            (follower_read, rows)
+        }
+    };
+
+    // The follower serves the snapshot itself, with the leader's answer.
+    let (by_follower, at_follower) = read(follower, ts1).await;
+    let (by_leader_node, at_leader) = read(leader, ts1).await;
+    assert!(
+        by_follower,
+        "the follower should serve a read at its safe time"
+    );
+    assert!(!by_leader_node);
+    assert_eq!(at_follower, at_leader);
+    assert_eq!(at_follower.len(), 5);
+    assert!(at_follower.iter().all(|(_, v)| v == b"v1"));
+
+    // An idle leader keeps the followers' safe time moving with the clock.
+    let now = cluster.engine(follower).now().latest;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (by_follower, fresh) = read(follower, now).await;
+    assert!(by_follower);
+    assert_eq!(fresh[0].1, b"v2".to_vec());
+
+    // Cut off from the leader, the follower still serves what it has.
+    cluster.isolate(follower);
+    let (by_follower, isolated) = read(follower, ts1).await;
+    assert!(by_follower);
+    assert_eq!(isolated, at_leader);
+}

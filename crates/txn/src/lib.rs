@@ -35,7 +35,9 @@ pub mod lock_table;
 pub mod testing;
 
 pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
-pub use local::{LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication, Sleeper, Writes};
+pub use local::{
+    CommitFuture, LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication, Sleeper, Writes,
+};
 
 pub use lock_table::{
     Acquired, KeyRange, LockManager, LockMode, LockStatus, LockTable, LockTarget, LockWait,

@@ -101,6 +101,9 @@ impl Sleeper for ManualSleeper {
 /// A transaction's buffered writes, in key order: `None` is a delete.
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// The outcome of a commit handed to a [`Replication`].
+pub type CommitFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
 /// Where a [`LocalEngine`]'s commits go, and whether it may serve: the seam
 /// between Spanner's transaction protocol and replication (see the module
 /// docs).
@@ -115,12 +118,13 @@ pub trait Replication: Send + Sync + 'static {
     /// MVCC store the engine reads; resolves once they are applied. An
     /// error says whether the commit certainly did not happen (a retryable
     /// error) or may have ([`Error::AmbiguousCommit`]).
-    fn commit(
-        &self,
-        txn: TxnId,
-        s: Timestamp,
-        writes: Writes,
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+    ///
+    /// The engine calls this in timestamp order, under its timestamp lock:
+    /// a replication that orders commits (a log) must fix their order in
+    /// this call, not when the future is polled; one that does not should
+    /// do its work in the future, off the lock. Empty `writes` is a safe
+    /// time marker ([`LocalEngine::advance_safe_time`]).
+    fn commit(&self, txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture;
 }
 
 /// The replication of the embedded database: none. A commit is one batch
@@ -137,12 +141,7 @@ impl<E: Engine + 'static> Replication for Unreplicated<E> {
         Ok(None)
     }
 
-    fn commit(
-        &self,
-        _txn: TxnId,
-        s: Timestamp,
-        writes: Writes,
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+    fn commit(&self, _txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture {
         Box::pin(std::future::ready(self.mvcc.write(
             s,
             writes,
@@ -284,6 +283,27 @@ impl<E: Engine + 'static> LocalEngine<E> {
     pub fn locks(&self) -> &LockManager {
         &self.inner.locks
     }
+
+    /// Issues a timestamp with nothing to commit and hands it to the
+    /// replication as a safe time marker: once applied, a replica knows no
+    /// commit at or below it is still to come (every later one is issued
+    /// above it, and earlier ones came before it in the log). A leader calls
+    /// this while idle so that followers' safe time keeps up with the clock.
+    /// Does nothing (returns `None`) while a commit is in flight (its record
+    /// advances safe time) or when the engine may not serve.
+    pub fn advance_safe_time(&self) -> Option<CommitFuture> {
+        let inner = &self.inner;
+        let bound = inner.replication.admit().ok()?;
+        let latest = inner.tt.now().latest;
+        let mut clock = inner.clock.lock().expect("clock lock poisoned");
+        if !clock.in_flight.is_empty() {
+            return None;
+        }
+        let s = latest.max(clock.last.next());
+        check_bound(s, bound).ok()?;
+        clock.last = s;
+        Some(inner.replication.commit(TxnId(0), s, Writes::new()))
+    }
 }
 
 impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
@@ -356,10 +376,12 @@ impl<E: Engine> Inner<E> {
         }
     }
 
-    /// Picks a commit timestamp: at least `TT.now().latest`, above every
-    /// timestamp issued, below the replication's bound, and records it as in
-    /// flight.
-    fn issue_commit_ts(&self) -> Result<Timestamp> {
+    /// Picks a commit timestamp (at least `TT.now().latest`, above every
+    /// timestamp issued, below the replication's bound), records it as in
+    /// flight, and hands `writes` to the replication at it. Picking and
+    /// handing over happen under one lock, so the replication receives
+    /// commits in timestamp order (a follower's safe time relies on it).
+    fn issue_and_commit(&self, txn: TxnId, writes: Writes) -> Result<(Timestamp, CommitFuture)> {
         let bound = self.replication.admit()?;
         let latest = self.tt.now().latest;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
@@ -367,7 +389,7 @@ impl<E: Engine> Inner<E> {
         check_bound(s, bound)?;
         clock.last = s;
         clock.in_flight.insert(s);
-        Ok(s)
+        Ok((s, self.replication.commit(txn, s, writes)))
     }
 
     /// Marks the commit at `s` as applied (or abandoned).
@@ -713,9 +735,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
             self.inner.check_not_wounded(self.id)?;
             return Err(err);
         }
-        let s = self.inner.issue_commit_ts()?;
         let writes = std::mem::take(&mut self.writes);
-        let written = self.inner.replication.commit(self.id, s, writes).await;
+        let (s, written) = self.inner.issue_and_commit(self.id, writes)?;
+        let written = written.await;
         self.inner.finish_commit(s);
         written?;
         let sleeper = self.inner.sleeper.clone();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
-use meridian_paxos::{codec, Ballot, RejectReason, Replica, RoleKind, Snapshot};
+use meridian_paxos::{codec, Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::leader::LeaderReplication;
@@ -46,6 +46,8 @@ pub(super) struct Driver {
     leader: Arc<RwLock<Option<LeaderEngine>>>,
     /// The ballot of the engine in `leader`.
     leader_ballot: Option<Ballot>,
+    /// When the last command was proposed (for idle safe time markers).
+    last_proposal: Nanos,
 }
 
 impl Driver {
@@ -85,6 +87,7 @@ impl Driver {
             applied: state.applied(),
             voters: replica.membership().voters.iter().copied().collect(),
             lease: None,
+            safe_ts: state.max_ts(),
             serving: false,
             failed: None,
         });
@@ -102,6 +105,7 @@ impl Driver {
             compacted: None,
             leader,
             leader_ballot: None,
+            last_proposal: 0,
         };
         Ok((driver, receiver))
     }
@@ -126,6 +130,7 @@ impl Driver {
                 _ = ticker.tick() => {
                     self.replica.tick(self.env.clock.now());
                     self.waiters.retain(|_, reply| !reply.is_closed());
+                    self.mark_safe_time_if_idle();
                 }
             }
             if let Err(err) = self.process() {
@@ -158,6 +163,7 @@ impl Driver {
                 }
             }
             Input::Propose { data, reply } => {
+                self.last_proposal = now;
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
                 match self.replica.propose(now, id, data) {
@@ -170,6 +176,23 @@ impl Driver {
                 }
             }
             Input::Campaign => self.replica.campaign(),
+        }
+    }
+
+    /// Has the leader's engine log a safe time marker when nothing was
+    /// proposed for `safe_time_interval` (it is queued as an input; nobody
+    /// waits for it).
+    fn mark_safe_time_if_idle(&mut self) {
+        let now = self.env.clock.now();
+        let interval = self.env.options.safe_time_interval.as_nanos() as Nanos;
+        if now.saturating_sub(self.last_proposal) < interval {
+            return;
+        }
+        let engine = self.leader.read().expect("leader slot poisoned").clone();
+        if let Some(engine) = engine {
+            // Dropping the future abandons only the wait for the answer.
+            drop(engine.advance_safe_time());
+            self.last_proposal = now;
         }
     }
 
@@ -243,6 +266,7 @@ impl Driver {
             applied: self.state.applied(),
             voters: self.replica.membership().voters.iter().copied().collect(),
             lease,
+            safe_ts: self.state.max_ts(),
             serving,
             failed: None,
         };

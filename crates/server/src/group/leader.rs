@@ -11,8 +11,10 @@
 //! `d (1 - ρ)` of true time is left, and true time now is at least
 //! `TT.now().earliest`, so the bound is `TT.now().earliest + d (1 - ρ)`.
 //!
-//! **Commit.** The writes become a [`Command::Commit`] proposed to the
-//! driver; the answer comes when the entry is applied on this node. A
+//! **Commit.** The writes become a [`Command::Commit`] queued for the
+//! driver at once (the engine calls in timestamp order, so the log holds
+//! commit records in timestamp order: what a follower's safe time rests
+//! on); the answer comes when the entry is applied on this node. A
 //! proposal the replica refused never entered the log: a definite,
 //! retryable failure. Once proposed, the outcome is known only when it is
 //! applied: if leadership is lost meanwhile, the next leader may still
@@ -21,14 +23,12 @@
 //! `commit_timeout`, the outcome is unknown: [`Error::AmbiguousCommit`],
 //! never a silent retry.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::Ballot;
 use meridian_truetime::{Timestamp, TrueTime};
-use meridian_txn::{Replication, TxnId, Writes};
+use meridian_txn::{CommitFuture, Replication, TxnId, Writes};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Command, GroupEnv, GroupStatus, Input, MonoClock};
@@ -102,37 +102,34 @@ impl Replication for LeaderReplication {
         }
     }
 
-    fn commit(
-        &self,
-        _txn: TxnId,
-        s: Timestamp,
-        writes: Writes,
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+    fn commit(&self, _txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture {
+        let group = self.group;
         let data = Command::Commit {
             ts: s,
             writes: writes.into_iter().collect(),
         }
         .encode();
-        let proposals = self.proposals.upgrade();
+        // Queued now, in the order the engine issues timestamps: the log
+        // then holds commit records in timestamp order.
+        let (reply, outcome) = oneshot::channel();
+        let queued = match self.proposals.upgrade() {
+            Some(proposals) => proposals
+                .try_send(Input::Propose { data, reply })
+                .map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        Error::Aborted(format!("group {group}: too many commits queued; try again"))
+                    }
+                    mpsc::error::TrySendError::Closed(_) => {
+                        Error::Aborted(format!("group {group}: the replica stopped"))
+                    }
+                }),
+            None => Err(Error::Aborted(format!(
+                "group {group}: the replica stopped"
+            ))),
+        };
         let timeout = self.commit_timeout;
-        let group = self.group;
         Box::pin(async move {
-            let Some(proposals) = proposals else {
-                return Err(Error::Aborted(format!(
-                    "group {group}: the replica stopped"
-                )));
-            };
-            let (reply, outcome) = oneshot::channel();
-            if proposals
-                .send(Input::Propose { data, reply })
-                .await
-                .is_err()
-            {
-                return Err(Error::Aborted(format!(
-                    "group {group}: the replica stopped"
-                )));
-            }
-            drop(proposals);
+            queued?;
             match tokio::time::timeout(timeout, outcome).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(Error::AmbiguousCommit(format!(

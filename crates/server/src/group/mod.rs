@@ -39,6 +39,16 @@
 //! commit record they had logged is recovered by the next leader's phase 1
 //! and applied before that leader serves anything.
 //!
+//! # Safe time
+//!
+//! The leader's engine hands commit records to the log in timestamp order,
+//! and every later leader issues larger timestamps, so the largest commit
+//! timestamp a replica has applied is its safe time: nothing at or below
+//! it is still to come. An idle leader logs an empty commit record (a safe
+//! time marker, `LocalEngine::advance_safe_time`) every
+//! `safe_time_interval`, so that followers' safe time follows the clock and
+//! they can serve snapshot reads (`route`).
+//!
 //! Left out: leader transfer, snapshot streaming (a snapshot is one message
 //! held in memory), and more than one group per node's data keyspace
 //! (sharding).
@@ -53,7 +63,7 @@ use std::time::{Duration, Instant};
 use meridian_error::{Error, Result};
 use meridian_paxos::{Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
 use meridian_storage::{Engine, Mvcc};
-use meridian_truetime::TrueTime;
+use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -128,6 +138,9 @@ pub struct ReplicationOptions {
     /// How long a commit waits for its log entry to be applied before its
     /// outcome is declared unknown.
     pub commit_timeout: Duration,
+    /// An idle leader logs a safe time marker this often, so that
+    /// followers can serve fresh snapshot reads.
+    pub safe_time_interval: Duration,
     /// The leader's transaction settings (lock timeout).
     pub txn: LocalConfig,
 }
@@ -143,6 +156,7 @@ impl Default for ReplicationOptions {
             tick: Duration::from_millis(20),
             compact_every: 100_000,
             commit_timeout: Duration::from_secs(30),
+            safe_time_interval: Duration::from_nanos(cfg.heartbeat_interval),
             txn: LocalConfig::default(),
         }
     }
@@ -157,6 +171,7 @@ impl ReplicationOptions {
             election_timeout: Duration::from_millis(500),
             tick: Duration::from_millis(10),
             commit_timeout: Duration::from_secs(10),
+            safe_time_interval: Duration::from_millis(100),
             ..ReplicationOptions::default()
         }
     }
@@ -222,6 +237,10 @@ pub struct GroupStatus {
     pub voters: Vec<NodeId>,
     /// The lease, while this replica leads with one.
     pub lease: Option<Lease>,
+    /// The replica's safe time: every commit at or below it is applied
+    /// here, and none will come (the largest commit or safe-time timestamp
+    /// applied; the log holds them in timestamp order).
+    pub safe_ts: Timestamp,
     /// Whether the replica serves transactions (leader, lease, caught up).
     pub serving: bool,
     /// Why the replica stopped, if it did.
