@@ -87,6 +87,12 @@ ld_path="$(IFS=:; echo "${libdirs[*]-}")"
 # /etc/resolv.conf into every container.
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 
+# Same files, same metadata: the classic builder's COPY cache also looks at
+# modes and times, so pin them and a rebuild of the same binary is a no-op.
+chmod 0755 "$root/usr/local/bin/meridian"
+find "$root" -type d ! -path "$root/tmp" -exec chmod 0755 {} +
+find "$root" -exec touch -h -d @0 {} +
+
 cat >"$ctx/Dockerfile" <<EOF
 FROM scratch
 COPY rootfs/ /
@@ -108,14 +114,27 @@ for lib in "${libs[@]}"; do printf '      %s\n' "$lib" >&2; done
 if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
 fi
-build_log="$ctx/build.log"
+old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+build_log="$(mktemp /tmp/meridian-build-log.XXXXXX)"
 if ! docker build --tag "$IMAGE" "$ctx" >"$build_log" 2>&1; then
     cat "$build_log" >&2
+    rm -f "$build_log"
     die "docker build failed"
+fi
+rm -f "$build_log"
+new_id="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    # The previous build, now untagged: remove it unless something still uses it.
+    if [ -z "$(docker image inspect --format '{{join .RepoTags ","}}' "$old_id" 2>/dev/null)" ]; then
+        docker image rm "$old_id" >/dev/null 2>&1 || true
+    fi
 fi
 
 # A smoke test: the binary starts inside the image (loader and libraries found).
 if ! out="$(docker run --rm "$IMAGE" --version 2>&1)"; then
     die "the image was built but the binary does not run in it: $out"
 fi
-log "built $IMAGE ($out, $(docker image inspect --format '{{.Size}}' "$IMAGE") bytes)"
+if [ "$old_id" = "$new_id" ]; then
+    log "$IMAGE is unchanged (${new_id:7:12})"
+fi
+log "built $IMAGE ${new_id:7:12} ($out, $(docker image inspect --format '{{.Size}}' "$IMAGE") bytes)"

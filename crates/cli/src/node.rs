@@ -7,6 +7,8 @@
 //! until its clock is seen outside its bound. A new node waits to be
 //! bootstrapped; `init --host` asks one node to found the cluster with every
 //! node of its `--join` list, once. A restarted node rejoins by itself.
+//! Every few seconds a node compares its clock with its peers' and fences
+//! itself (exits) when it disagrees with most of them beyond 2ε.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +83,8 @@ pub struct StatusArgs {
 
 /// How often the clock's bound is checked.
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the clock is compared with the peers'.
+const PEER_CLOCK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs one node until it is told to stop; returns the exit status.
 pub async fn start(args: StartArgs) -> Result<u8> {
@@ -141,8 +145,24 @@ pub async fn start(args: StartArgs) -> Result<u8> {
     );
     if node.cluster() == 0 {
         println!("not part of a cluster yet: run `meridian init --host {address}` once");
+        let waiting = Arc::downgrade(&node);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let Some(node) = waiting.upgrade() else { return };
+                if node.cluster() != 0 {
+                    println!("joined cluster {:016x}", node.cluster());
+                    return;
+                }
+            }
+        });
     }
 
+    tokio::spawn(meridian_server::node::watch_peer_clocks(
+        Arc::downgrade(&node),
+        clock.clone(),
+        PEER_CLOCK_INTERVAL,
+    ));
     let mut sigterm = signal(SignalKind::terminate())?;
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(0),
@@ -169,9 +189,22 @@ fn ended(what: &str, served: std::result::Result<Result<()>, tokio::task::JoinEr
     }
 }
 
+/// Names the node a transport failure was about.
+fn unreachable_hint(host: &str, err: Error) -> Error {
+    match err {
+        Error::Unavailable(why) => {
+            Error::Unavailable(format!("cannot reach the node at {host} (is it running?): {why}"))
+        }
+        other => other,
+    }
+}
+
 /// Founds a cluster through one node.
 pub async fn init(args: InitArgs) -> Result<u8> {
-    let reply = GrpcPeer::connect(&args.host)?.init().await?;
+    let reply = GrpcPeer::connect(&args.host)?
+        .init()
+        .await
+        .map_err(|err| unreachable_hint(&args.host, err))?;
     println!(
         "initialized cluster {:016x} with {} nodes:",
         reply.cluster,
@@ -185,7 +218,10 @@ pub async fn init(args: InitArgs) -> Result<u8> {
 
 /// Prints a node's view of its groups.
 pub async fn status(args: StatusArgs) -> Result<u8> {
-    let reply = GrpcPeer::connect(&args.host)?.status().await?;
+    let reply = GrpcPeer::connect(&args.host)?
+        .status()
+        .await
+        .map_err(|err| unreachable_hint(&args.host, err))?;
     if reply.cluster == 0 {
         println!("node {}: not part of a cluster yet", reply.node_id);
         return Ok(0);
@@ -197,10 +233,16 @@ pub async fn status(args: StatusArgs) -> Result<u8> {
         } else {
             g.leader.to_string()
         };
-        println!(
-            "group {} role={} leader={leader} serving={} commit={} applied={} voters={:?}",
+        let safe = meridian_truetime::Timestamp::from_nanos(g.safe_ts);
+        print!(
+            "group {} role={} leader={leader} serving={} commit={} applied={} safe_ts={safe} voters={:?}",
             g.group, g.role, g.serving, g.commit, g.applied, g.voters
         );
+        if let Some(mean) = g.commit_wait_nanos.checked_div(g.commits) {
+            let mean = Duration::from_nanos(mean);
+            print!(" commits={} mean_commit_wait={mean:?}", g.commits);
+        }
+        println!();
     }
     Ok(0)
 }

@@ -39,6 +39,8 @@ pub struct SystemClock {
     last: AtomicU64,
     /// Set once the wall clock stepped back by more than ε.
     out_of_bounds: AtomicBool,
+    /// Why the clock was fenced from outside (disagreement with peers).
+    fenced: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for SystemClock {
@@ -72,12 +74,33 @@ impl SystemClock {
             wall,
             last: AtomicU64::new(0),
             out_of_bounds: AtomicBool::new(false),
+            fenced: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The uncertainty bound ε.
+    pub fn epsilon(&self) -> Duration {
+        self.epsilon
+    }
+
+    /// Declares the clock untrustworthy for `why` (e.g. it disagrees with
+    /// most peers beyond the bound): [`SystemClock::check`] fails from now on.
+    pub fn fence(&self, why: String) {
+        let mut fenced = self.fenced.lock().expect("fence poisoned");
+        if fenced.is_none() {
+            tracing::error!(%why, "clock fenced");
+            *fenced = Some(why);
         }
     }
 
     /// Fails once the clock has been seen outside its bound; the node must
     /// then stop assigning timestamps.
     pub fn check(&self) -> Result<()> {
+        if let Some(why) = self.fenced.lock().expect("fence poisoned").as_ref() {
+            return Err(Error::ClockUncertain(format!(
+                "{why}; fix time synchronisation and restart the node"
+            )));
+        }
         if self.out_of_bounds.load(Ordering::SeqCst) {
             return Err(Error::ClockUncertain(format!(
                 "the system clock stepped backwards by more than its uncertainty bound ({:?}); \
@@ -122,6 +145,48 @@ pub async fn fenced(clock: &SystemClock, interval: Duration) -> Error {
     }
 }
 
+/// One measurement of a peer's clock against ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerClock {
+    /// The peer.
+    pub node: u64,
+    /// The peer's reading minus ours at the midpoint of the round trip, in
+    /// nanoseconds.
+    pub offset: i64,
+    /// The round trip of the measurement (its uncertainty is half of it).
+    pub rtt: Duration,
+}
+
+/// Judges measurements of peers' clocks: two clocks both within ε of true
+/// time read at most 2ε apart, and a measurement is off by at most half its
+/// round trip, so a peer whose offset exceeds `2ε + rtt/2` disagrees with
+/// us. When more than half of the peers measured disagree, the odd one out
+/// is most likely this node: returns why it must fence itself. (One
+/// disagreeing peer among agreeing ones is that peer's problem.)
+pub fn judge_peer_clocks(samples: &[PeerClock], epsilon: Duration) -> Option<String> {
+    let disagreeing: Vec<&PeerClock> = samples
+        .iter()
+        .filter(|s| {
+            let allowed = 2 * epsilon + s.rtt / 2;
+            Duration::from_nanos(s.offset.unsigned_abs()) > allowed
+        })
+        .collect();
+    if disagreeing.is_empty() || disagreeing.len() * 2 <= samples.len() {
+        return None;
+    }
+    let detail: Vec<String> = disagreeing
+        .iter()
+        .map(|s| format!("node {} by {:+.3} ms", s.node, s.offset as f64 / 1e6))
+        .collect();
+    Some(format!(
+        "this node's clock disagrees with {} of {} peers beyond the bound 2ε = {:?} ({})",
+        disagreeing.len(),
+        samples.len(),
+        2 * epsilon,
+        detail.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +226,47 @@ mod tests {
         wall.store(2_000_000_000, Ordering::SeqCst);
         clock.read();
         assert!(clock.check().is_err());
+    }
+
+    fn sample(node: u64, offset_ms: i64, rtt_ms: u64) -> PeerClock {
+        PeerClock {
+            node,
+            offset: offset_ms * 1_000_000,
+            rtt: Duration::from_millis(rtt_ms),
+        }
+    }
+
+    #[test]
+    fn a_node_that_disagrees_with_most_peers_is_the_one_to_fence() {
+        let eps = Duration::from_millis(4);
+        // Within 2ε (+ half the round trip): fine.
+        assert_eq!(
+            judge_peer_clocks(&[sample(2, 7, 1), sample(3, -8, 0)], eps),
+            None
+        );
+        // Ahead of both peers: this node is wrong.
+        let why = judge_peer_clocks(&[sample(2, -50, 1), sample(3, -49, 1)], eps).unwrap();
+        assert!(why.contains("2 of 2 peers"), "{why}");
+        // One bad peer among good ones is the peer's problem.
+        assert_eq!(
+            judge_peer_clocks(&[sample(2, 50, 1), sample(3, 1, 1), sample(4, 0, 1)], eps),
+            None
+        );
+        // A slow measurement widens what counts as agreement.
+        assert_eq!(judge_peer_clocks(&[sample(2, 20, 30)], eps), None);
+        assert_eq!(judge_peer_clocks(&[], eps), None);
+    }
+
+    #[test]
+    fn a_fenced_clock_fails_its_check_with_the_reason() {
+        let clock = SystemClock::new(Duration::from_millis(1));
+        assert!(clock.check().is_ok());
+        clock.fence("disagrees with its peers".into());
+        let err = clock.check().unwrap_err();
+        assert!(matches!(err, Error::ClockUncertain(_)), "{err}");
+        assert!(
+            err.to_string().contains("disagrees with its peers"),
+            "{err}"
+        );
     }
 }

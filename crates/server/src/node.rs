@@ -36,6 +36,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{codec, Envelope, Membership, NodeId, RoleKind};
@@ -45,6 +46,7 @@ use meridian_truetime::TrueTime;
 use meridian_txn::Sleeper;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{judge_peer_clocks, PeerClock, SystemClock};
 use crate::group::{Group, GroupEnv, MonoClock, Outbox, ReplicationOptions, Start, Storage};
 use crate::net::{ApiFuture, Connector, NodeApi, PeerQueue};
 use crate::route::ClusterEngine;
@@ -263,6 +265,39 @@ impl Node {
     /// The running leader transactions of other nodes (for tests).
     pub fn remote_txns(&self) -> &RemoteTxns {
         &self.txns
+    }
+
+    /// Measures every peer's clock against this node's (one `Hello` each;
+    /// unreachable peers are skipped).
+    pub async fn sample_peer_clocks(&self) -> Vec<PeerClock> {
+        let peers: Vec<(NodeId, Arc<dyn NodeApi>)> = self
+            .peers
+            .read()
+            .expect("peers poisoned")
+            .iter()
+            .map(|(id, p)| (*id, p.api.clone()))
+            .collect();
+        let mut samples = Vec::new();
+        for (id, api) in peers {
+            let sent = std::time::Instant::now();
+            let before = self.tt.now().earliest;
+            let Ok(reply) = api.hello(v1::HelloRequest::default()).await else {
+                continue;
+            };
+            let rtt = sent.elapsed();
+            let now = self.tt.now();
+            // Our reading at the round trip's midpoint.
+            let ours = i128::from(before.as_nanos())
+                + rtt.as_nanos() as i128 / 2
+                + now.width().as_nanos() as i128 / 2;
+            let offset = i128::from(reply.now_nanos) - ours;
+            samples.push(PeerClock {
+                node: id,
+                offset: offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                rtt,
+            });
+        }
+        samples
     }
 
     /// Stops the node's replicas and forgets its peers and transactions at
@@ -529,6 +564,10 @@ impl Node {
             .values()
             .map(|g| {
                 let s = g.status();
+                let stats = g
+                    .leader_engine()
+                    .map(|e| e.commit_wait_stats())
+                    .unwrap_or_default();
                 v1::GroupStatus {
                     group: s.group,
                     role: match s.role {
@@ -542,6 +581,9 @@ impl Node {
                     applied: s.applied,
                     voters: s.voters,
                     serving: s.serving,
+                    safe_ts: s.safe_ts.as_nanos(),
+                    commits: stats.commits,
+                    commit_wait_nanos: stats.waited.as_nanos() as u64,
                 }
             })
             .collect();
@@ -550,6 +592,24 @@ impl Node {
             node_id: self.config.id,
             cluster: self.cluster(),
             groups: statuses,
+        }
+    }
+}
+
+/// Compares the node's clock with its peers' every `interval` and fences
+/// `clock` when it disagrees with most of them beyond the bound
+/// ([`judge_peer_clocks`]); the node's clock watcher then stops it. Runs
+/// while the node lives.
+pub async fn watch_peer_clocks(node: Weak<Node>, clock: Arc<SystemClock>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let samples = node.sample_peer_clocks().await;
+        if let Some(why) = judge_peer_clocks(&samples, clock.epsilon()) {
+            clock.fence(why);
+            return;
         }
     }
 }
@@ -575,9 +635,12 @@ impl NodeApi for Node {
 
     fn hello(&self, _request: v1::HelloRequest) -> ApiFuture<v1::HelloReply> {
         let record = self.record.read().expect("record poisoned");
+        let now = self.tt.now();
+        let midpoint = now.earliest.saturating_add(now.width() / 2);
         ready(Ok(v1::HelloReply {
             node_id: self.config.id,
             cluster: record.cluster,
+            now_nanos: midpoint.as_nanos(),
             peers: record
                 .peers
                 .iter()

@@ -423,3 +423,18 @@ async fn followers_serve_snapshot_reads_at_their_safe_time() {
     assert!(by_follower);
     assert_eq!(isolated, at_leader);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_measure_their_peers_clocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), options(3)).await;
+    let samples = cluster.node(1).sample_peer_clocks().await;
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    // One process, one clock: every offset is within the round trip.
+    let epsilon = Duration::from_millis(1);
+    assert_eq!(
+        meridian_server::clock::judge_peer_clocks(&samples, epsilon),
+        None,
+        "{samples:?}"
+    );
+}

@@ -36,7 +36,8 @@ pub mod testing;
 
 pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
 pub use local::{
-    CommitFuture, LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication, Sleeper, Writes,
+    CommitFuture, CommitWaitStats, LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication,
+    Sleeper, Writes,
 };
 
 pub use lock_table::{

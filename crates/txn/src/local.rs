@@ -207,6 +207,20 @@ struct Inner<E: Engine> {
     applied: Notify,
     /// Transactions aborted by a wound, until they notice.
     wounded: Mutex<HashMap<TxnId, TxnId>>,
+    /// Commits with writes made so far.
+    commits: AtomicU64,
+    /// The time commit wait added to them, in nanoseconds of TrueTime.
+    commit_wait_nanos: AtomicU64,
+}
+
+/// What commit wait has cost an engine so far (Spanner §4.1.2: about 2ε per
+/// read-write commit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitWaitStats {
+    /// Commits with writes.
+    pub commits: u64,
+    /// The total time commit wait added to them.
+    pub waited: Duration,
 }
 
 /// The timestamps the engine handed out.
@@ -270,7 +284,17 @@ impl<E: Engine + 'static> LocalEngine<E> {
                 }),
                 applied: Notify::new(),
                 wounded: Mutex::new(HashMap::new()),
+                commits: AtomicU64::new(0),
+                commit_wait_nanos: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// What commit wait has cost so far.
+    pub fn commit_wait_stats(&self) -> CommitWaitStats {
+        CommitWaitStats {
+            commits: self.inner.commits.load(Ordering::Relaxed),
+            waited: Duration::from_nanos(self.inner.commit_wait_nanos.load(Ordering::Relaxed)),
         }
     }
 
@@ -741,10 +765,16 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         self.inner.finish_commit(s);
         written?;
         let sleeper = self.inner.sleeper.clone();
+        let waiting_since = self.inner.tt.now().earliest;
         self.inner
             .tt
             .commit_wait(s, move |d| sleeper.sleep(d))
             .await;
+        let waited = self.inner.tt.now().earliest.duration_since(waiting_since);
+        self.inner.commits.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .commit_wait_nanos
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
         self.release();
         Ok(Some(s))
     }
