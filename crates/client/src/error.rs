@@ -49,7 +49,7 @@ pub enum Error {
     /// error and returned `Ok` anyway. The server had already rolled the
     /// transaction back, so nothing was committed; the fields describe the
     /// first failure.
-    #[error("the transaction was rolled back after a failed statement ({code:?}): {message}")]
+    #[error("the transaction was rolled back after a failed statement (SQLSTATE {}): {message}", .code.code())]
     RolledBack {
         /// The SQLSTATE of the first failed statement (`08006` if it was
         /// the connection that failed).
@@ -210,7 +210,9 @@ mod tests {
     fn retryable_codes() {
         assert!(is_retryable_code(&SqlState::T_R_SERIALIZATION_FAILURE));
         assert!(is_retryable_code(&SqlState::CANNOT_CONNECT_NOW));
-        assert!(!is_retryable_code(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN));
+        assert!(!is_retryable_code(
+            &SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN
+        ));
         assert!(!is_retryable_code(&SqlState::UNIQUE_VIOLATION));
         assert_eq!(SqlState::T_R_SERIALIZATION_FAILURE.code(), "40001");
         assert_eq!(SqlState::CANNOT_CONNECT_NOW.code(), "57P03");
@@ -242,7 +244,7 @@ mod tests {
     fn pool_errors() {
         use deadpool::managed::{PoolError, TimeoutType};
         assert!(matches!(
-            Error::from(PoolError::Timeout(TimeoutType::Wait)),
+            Error::from(PoolError::<Error>::Timeout(TimeoutType::Wait)),
             Error::PoolTimeout
         ));
         assert!(matches!(
