@@ -149,7 +149,9 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let Some(node) = waiting.upgrade() else { return };
+                let Some(node) = waiting.upgrade() else {
+                    return;
+                };
                 if node.cluster() != 0 {
                     println!("joined cluster {:016x}", node.cluster());
                     return;
@@ -192,9 +194,9 @@ fn ended(what: &str, served: std::result::Result<Result<()>, tokio::task::JoinEr
 /// Names the node a transport failure was about.
 fn unreachable_hint(host: &str, err: Error) -> Error {
     match err {
-        Error::Unavailable(why) => {
-            Error::Unavailable(format!("cannot reach the node at {host} (is it running?): {why}"))
-        }
+        Error::Unavailable(why) => Error::Unavailable(format!(
+            "cannot reach the node at {host} (is it running?): {why}"
+        )),
         other => other,
     }
 }

@@ -48,6 +48,9 @@ pub(super) struct Driver {
     leader_ballot: Option<Ballot>,
     /// When the last command was proposed (for idle safe time markers).
     last_proposal: Nanos,
+    /// Commands applied since the last status was published, whose
+    /// proposers are to be answered once it is.
+    applied_ids: Vec<u64>,
 }
 
 impl Driver {
@@ -106,6 +109,7 @@ impl Driver {
             leader,
             leader_ballot: None,
             last_proposal: 0,
+            applied_ids: Vec::new(),
         };
         Ok((driver, receiver))
     }
@@ -144,6 +148,12 @@ impl Driver {
                 break;
             }
             self.publish();
+            // Proposers hear of their commit only once the status shows it.
+            for id in std::mem::take(&mut self.applied_ids) {
+                if let Some(reply) = self.waiters.remove(&id) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
         }
     }
 
@@ -218,11 +228,7 @@ impl Driver {
                 self.state.install(snapshot)?;
             }
             let applied = self.state.apply(&ready.committed)?;
-            for id in applied {
-                if let Some(reply) = self.waiters.remove(&id) {
-                    let _ = reply.send(Ok(()));
-                }
-            }
+            self.applied_ids.extend(applied);
             self.replica.advance();
         }
         self.maybe_compact()
@@ -317,6 +323,11 @@ impl Driver {
     /// Stops the replica after a failure: nobody may use it any more.
     fn stop(&mut self, err: Error) {
         *self.leader.write().expect("leader slot poisoned") = None;
+        for id in std::mem::take(&mut self.applied_ids) {
+            if let Some(reply) = self.waiters.remove(&id) {
+                let _ = reply.send(Ok(()));
+            }
+        }
         for (_, reply) in self.waiters.drain() {
             let _ = reply.send(Err(Error::AmbiguousCommit(format!(
                 "the replica stopped: {err}"
