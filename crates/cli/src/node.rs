@@ -132,7 +132,8 @@ pub async fn start(args: StartArgs) -> Result<u8> {
     };
     let api: Arc<dyn NodeApi> = node.clone();
     let mut grpc_server = tokio::spawn(grpc::serve(grpc_listener, api, stopped(stop_rx.clone())));
-    let sql_url = url(sql_listener.local_addr()?);
+    let sql_local = sql_listener.local_addr()?;
+    let sql_url = url(sql_local);
     let mut sql_server = tokio::spawn(meridian_pg::serve(
         sql_listener,
         node.engine(),
@@ -143,6 +144,9 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         "meridian node {} serving gRPC at {address} and SQL at {sql_url}",
         args.node_id
     );
+    if sql_local.ip().is_unspecified() {
+        println!("(SQL listens on every interface: connect with one of this host's addresses)");
+    }
     if node.cluster() == 0 {
         println!("not part of a cluster yet: run `meridian init --host {address}` once");
         let waiting = Arc::downgrade(&node);
