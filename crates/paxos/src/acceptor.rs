@@ -260,7 +260,7 @@ impl Replica {
             Role::Leader(l) => l.ballot < ballot,
         };
         if step_down {
-            self.role = Role::Follower(Some(leader));
+            self.set_role(Role::Follower(Some(leader)));
             self.core.reset_election_timer();
         }
     }
@@ -296,11 +296,11 @@ impl Replica {
         if from != self.core.cfg.id {
             match &self.role {
                 Role::Leader(l) if l.ballot < ballot => {
-                    self.role = Role::Follower(None);
+                    self.set_role(Role::Follower(None));
                     self.core.reset_election_timer();
                 }
                 Role::Candidate(c) if c.ballot < ballot => {
-                    self.role = Role::Follower(None);
+                    self.set_role(Role::Follower(None));
                     self.core.reset_election_timer();
                 }
                 Role::Follower(_) => self.core.reset_election_timer(),
@@ -401,7 +401,7 @@ impl Replica {
             // and it is back in one round trip.
             Role::Leader(l) if l.ballot == ballot => self.campaign(),
             Role::Candidate(c) if c.ballot == ballot => {
-                self.role = Role::Follower(None);
+                self.set_role(Role::Follower(None));
                 self.core.reset_election_timer();
             }
             _ => {}
@@ -495,11 +495,11 @@ impl Replica {
                         self.core.send(*peer, heartbeat);
                     }
                 }
-                self.role = Role::Follower(None);
+                self.set_role(Role::Follower(None));
                 self.core.reset_election_timer();
             }
             Role::Candidate(_) => {
-                self.role = Role::Follower(None);
+                self.set_role(Role::Follower(None));
                 self.core.reset_election_timer();
             }
             Role::Follower(_) => {}

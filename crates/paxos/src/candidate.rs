@@ -150,7 +150,7 @@ impl Replica {
         if snapshot_index > candidate.prepare_commit {
             // The acceptor truncated slots we lack: we cannot lead before we
             // catch up from it.
-            self.role = Role::Follower(None);
+            self.set_role(Role::Follower(None));
             self.core.reset_election_timer();
             self.core.request_catch_up(from, true);
             return Ok(());
@@ -216,6 +216,6 @@ impl Replica {
             }
         }
         let leader = Leader::new(candidate.ballot, merged, &mut self.core);
-        self.role = Role::Leader(leader);
+        self.set_role(Role::Leader(leader));
     }
 }

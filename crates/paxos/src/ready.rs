@@ -36,6 +36,11 @@ pub struct Ready {
     /// Chosen entries to apply, in slot order, with no gap after the last
     /// applied slot (or the installed snapshot).
     pub committed: Vec<Entry>,
+    /// Ids of commands proposed here that will never be chosen: the
+    /// leadership ended before they were given a slot (no acceptor ever saw
+    /// them). Their proposers can be told so at once. A command that got a
+    /// slot is never listed: its fate is learned only by applying.
+    pub dropped: Vec<u64>,
     /// The leader's lease changed (acquired, extended, or lost).
     pub lease: Option<LeaseUpdate>,
 }
@@ -72,4 +77,6 @@ pub(crate) struct Output {
     pub(crate) messages: Vec<Envelope>,
     /// Messages to send after persisting.
     pub(crate) persisted_messages: Vec<Envelope>,
+    /// Commands dropped with a leadership, never given a slot.
+    pub(crate) dropped: Vec<u64>,
 }

@@ -450,6 +450,7 @@ impl Replica {
             || out.compact.is_some()
             || !out.messages.is_empty()
             || !out.persisted_messages.is_empty()
+            || !out.dropped.is_empty()
             || !self.core.self_responses.is_empty()
             || self.core.log.commit > self.core.delivered
             || self.lease(self.core.now) != self.core.reported_lease
@@ -490,7 +491,7 @@ impl Replica {
     pub fn campaign(&mut self) {
         self.core.reset_election_timer();
         if !self.core.is_voter() {
-            self.role = Role::Follower(None);
+            self.set_role(Role::Follower(None));
             return;
         }
         let round = self.core.highest_round.max(self.core.promised.round) + 1;
@@ -498,7 +499,7 @@ impl Replica {
         self.core.highest_round = round;
         let mut candidate = Candidate::new(ballot, &self.core);
         candidate.send_prepares(&mut self.core);
-        self.role = Role::Candidate(candidate);
+        self.set_role(Role::Candidate(candidate));
         self.drain_local();
     }
 
@@ -548,6 +549,19 @@ impl Replica {
                 "paxos: the leader's lease is not valid; try again".into(),
             )),
             _ => Err(self.not_leader()),
+        }
+    }
+
+    /// Changes role. A leader's proposals that never got a slot are lost
+    /// with its leadership: their ids go out in [`Ready::dropped`], so the
+    /// driver can tell their proposers at once that they were not chosen.
+    pub(crate) fn set_role(&mut self, role: Role) {
+        if let Role::Leader(leader) = std::mem::replace(&mut self.role, role) {
+            for value in leader.pending {
+                if let Value::Command { id, .. } = value {
+                    self.core.out.dropped.push(id);
+                }
+            }
         }
     }
 
@@ -694,6 +708,7 @@ impl Replica {
             messages: out.messages,
             persisted_messages: out.persisted_messages,
             committed,
+            dropped: out.dropped,
             lease,
         }
     }

@@ -639,3 +639,50 @@ fn every_script_has_a_test() {
     let listed: Vec<String> = SCRIPT_NAMES.iter().map(|s| s.to_string()).collect();
     assert_eq!(on_disk, listed);
 }
+
+/// A leader's proposals that never got a slot are reported as dropped when
+/// its leadership ends, so their proposers need not wait for them.
+#[test]
+fn proposals_without_a_slot_are_dropped_with_the_leadership() {
+    use crate::{Config, Envelope, Membership, Replica, MILLI};
+    let membership = Membership::new([1, 2, 3]);
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|id| Replica::bootstrap(Config::new(id, 7, 1, id), membership.clone(), 0).unwrap())
+        .collect();
+    replicas[0].campaign();
+    let mut now = 0;
+    let mut wire: Vec<Envelope> = Vec::new();
+    for _ in 0..200 {
+        now += 100 * MILLI;
+        for r in &mut replicas {
+            r.tick(now);
+            while r.has_ready() {
+                let ready = r.ready();
+                wire.extend(ready.messages);
+                wire.extend(ready.persisted_messages);
+                r.advance();
+            }
+        }
+        for env in std::mem::take(&mut wire) {
+            let to = env.to as usize - 1;
+            let _ = replicas[to].step(now, env);
+        }
+        if replicas[0].lease(now).is_some() {
+            break;
+        }
+    }
+    let leader = &mut replicas[0];
+    assert!(leader.lease(now).is_some(), "replica 1 leads");
+    while leader.has_ready() {
+        leader.ready();
+        leader.advance();
+    }
+    leader.propose(now, 41, b"a".to_vec()).unwrap();
+    leader.propose(now, 42, b"b".to_vec()).unwrap();
+    // Leadership ends before the proposals were flushed into slots.
+    leader.campaign();
+    let ready = leader.ready();
+    assert_eq!(ready.dropped, vec![41, 42]);
+    assert!(ready.messages.iter().all(|m| m.message.kind() != "accept"));
+    leader.advance();
+}

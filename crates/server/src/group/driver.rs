@@ -229,6 +229,15 @@ impl Driver {
             }
             let applied = self.state.apply(&ready.committed)?;
             self.applied_ids.extend(applied);
+            for id in &ready.dropped {
+                if let Some(reply) = self.waiters.remove(id) {
+                    // Never given a slot: certainly not committed.
+                    let _ = reply.send(Err(Error::NotLeader {
+                        group: self.group,
+                        leader: self.replica.leader(),
+                    }));
+                }
+            }
             self.replica.advance();
         }
         self.maybe_compact()

@@ -15,7 +15,8 @@
 //! driver at once (the engine calls in timestamp order, so the log holds
 //! commit records in timestamp order: what a follower's safe time rests
 //! on); the answer comes when the entry is applied on this node. A
-//! proposal the replica refused never entered the log: a definite,
+//! proposal the replica refused, or dropped with its leadership before it
+//! had a slot (`Ready::dropped`), never entered the log: a definite,
 //! retryable failure. Once proposed, the outcome is known only when it is
 //! applied: if leadership is lost meanwhile, the next leader may still
 //! commit the entry (phase 1 recovers it) and this replica applies it as a
