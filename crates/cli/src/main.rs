@@ -2,8 +2,10 @@
 //!
 //! Subcommands: `demo` (a three-replica cluster in one process, with the
 //! SQL shell), `start` / `init` / `status` (real nodes, one process each),
-//! and `sql` (the shell, against any PostgreSQL-protocol server).
+//! `sql` (the shell, against any PostgreSQL-protocol server) and `bench`
+//! (benchmarks: `bench tpcc`).
 
+mod bench;
 mod demo;
 mod node;
 mod shell;
@@ -32,6 +34,9 @@ enum Command {
     Status(node::StatusArgs),
     /// The interactive SQL shell (also runs -e statements and -f scripts).
     Sql(shell::SqlArgs),
+    /// Benchmarks against any PostgreSQL-protocol server (`bench tpcc`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[tokio::main]
@@ -50,6 +55,7 @@ async fn main() -> std::process::ExitCode {
         Command::Init(args) => node::init(args).await,
         Command::Status(args) => node::status(args).await,
         Command::Sql(args) => return std::process::ExitCode::from(shell::run(args).await),
+        Command::Bench(command) => return std::process::ExitCode::from(bench::run(command).await),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

@@ -15,10 +15,19 @@
 //! on [`SystemClock::check`] fails and the node must fence itself (stop
 //! handing out timestamps) until an operator restarts it.
 //!
+//! A step is measured against the monotonic clock, not against the previous
+//! reading: the offset `wall - monotonic` changes only when the wall clock
+//! is stepped (NTP slews both clocks alike), so a drop of that offset by
+//! more than ε is a step back. Comparing with the previous reading instead
+//! would take a thread preempted between reading the wall clock and
+//! recording it (a stale reading, under load) for a step back. A sample
+//! whose two monotonic reads around the wall read are more than ε/2 apart
+//! is not trusted for the check.
+//!
 //! [`TrueTime`]: meridian_truetime::TrueTime
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meridian_error::{Error, Result};
 use meridian_truetime::{ClockReading, ClockSource, Timestamp};
@@ -39,6 +48,10 @@ pub struct SystemClock {
     last: AtomicU64,
     /// Set once the wall clock stepped back by more than ε.
     out_of_bounds: AtomicBool,
+    /// The monotonic clock's origin.
+    origin: Instant,
+    /// The largest `wall - monotonic` offset seen, in nanoseconds.
+    max_offset: AtomicI64,
     /// Why the clock was fenced from outside (disagreement with peers).
     fenced: std::sync::Mutex<Option<String>>,
 }
@@ -74,6 +87,8 @@ impl SystemClock {
             wall,
             last: AtomicU64::new(0),
             out_of_bounds: AtomicBool::new(false),
+            origin: Instant::now(),
+            max_offset: AtomicI64::new(i64::MIN),
             fenced: std::sync::Mutex::new(None),
         }
     }
@@ -114,11 +129,19 @@ impl SystemClock {
 
 impl ClockSource for SystemClock {
     fn read(&self) -> ClockReading {
+        let before = self.origin.elapsed();
         let wall = (self.wall)();
+        let after = self.origin.elapsed();
         let previous = self.last.fetch_max(wall, Ordering::SeqCst);
-        if wall < previous {
-            let step_back = Duration::from_nanos(previous - wall);
-            if step_back > self.epsilon && !self.out_of_bounds.swap(true, Ordering::SeqCst) {
+        if after - before <= self.epsilon / 2 {
+            let monotonic = (before + (after - before) / 2).as_nanos() as i64;
+            let offset = (wall as i64).saturating_sub(monotonic);
+            let max_offset = self.max_offset.fetch_max(offset, Ordering::SeqCst);
+            let step_back = Duration::from_nanos(max_offset.saturating_sub(offset).max(0) as u64);
+            if max_offset != i64::MIN
+                && step_back > self.epsilon
+                && !self.out_of_bounds.swap(true, Ordering::SeqCst)
+            {
                 tracing::error!(?step_back, epsilon = ?self.epsilon, "system clock stepped back beyond its bound; fencing");
             }
         }
@@ -206,6 +229,8 @@ mod tests {
 
     #[test]
     fn small_steps_back_are_absorbed_and_large_ones_fence() {
+        // A frozen wall clock (the test runs in far less than ε of real
+        // time, so the monotonic clock moving on does not count).
         let wall = Arc::new(AtomicU64::new(1_000_000_000));
         let source = wall.clone();
         let clock = SystemClock::with_wall_clock(
@@ -226,6 +251,27 @@ mod tests {
         wall.store(2_000_000_000, Ordering::SeqCst);
         clock.read();
         assert!(clock.check().is_err());
+    }
+
+    #[test]
+    fn a_stale_reading_from_a_preempted_thread_is_not_a_step_back() {
+        // Readings recorded out of order (the real clock under load): the
+        // offset against the monotonic clock never dropped, so no fence.
+        let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let clock = clock.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        clock.read();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(clock.check().is_ok());
     }
 
     fn sample(node: u64, offset_ms: i64, rtt_ms: u64) -> PeerClock {

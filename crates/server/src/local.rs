@@ -313,11 +313,13 @@ mod tests {
     async fn a_clock_stepping_back_beyond_its_bound_fences_the_database() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let dir = tempfile::tempdir().unwrap();
+        // A wall clock moving with real time, plus an offset the test steps.
         let wall = Arc::new(AtomicU64::new(1_700_000_000_000_000_000));
         let source = wall.clone();
+        let started = std::time::Instant::now();
         let clock = Arc::new(SystemClock::with_wall_clock(
             Duration::from_millis(1),
-            Box::new(move || source.load(Ordering::SeqCst)),
+            Box::new(move || source.load(Ordering::SeqCst) + started.elapsed().as_nanos() as u64),
         ));
         let db = open_with_clock(dir.path(), clock, options()).unwrap();
         let fenced = db.clock_fenced(Duration::from_millis(5));

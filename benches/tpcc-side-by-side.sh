@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# TPC-C side by side: PostgreSQL 15 (fsync on), `meridian demo` (three
+# replicas in one process) and a cluster of three `meridian start` processes,
+# loaded with the same warehouses and run with the same connections and
+# duration by the same driver (`meridian bench tpcc`). Prints one table:
+# tpmC, New-Order p50/p99, retries, peak resident memory, and the ratio
+# Meridian / PostgreSQL.
+#
+# Usage:  benches/tpcc-side-by-side.sh
+# Environment:
+#   WAREHOUSES   (default 1)     CONNECTIONS (default 4)
+#   DURATION     seconds of the measured run (default 60)
+#   SYSTEMS      which to run (default "postgres demo cluster")
+#   MERIDIAN_BIN use this binary (default: a release build)
+#
+# PostgreSQL 15 must be installed (Debian: postgresql-15); it is started here
+# on a temporary data directory and a free loopback port, as the postgres
+# user, with fsync and synchronous_commit on, and stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+WAREHOUSES="${WAREHOUSES:-1}"
+CONNECTIONS="${CONNECTIONS:-4}"
+DURATION="${DURATION:-60}"
+SYSTEMS="${SYSTEMS:-postgres demo cluster}"
+PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
+
+if [ -n "${MERIDIAN_BIN:-}" ]; then
+    BIN="$MERIDIAN_BIN"
+else
+    ensure_build_deps
+    log "building meridian (release)"
+    cargo build --release --locked -p meridian
+    BIN="$CARGO_TARGET_DIR/release/meridian"
+fi
+
+TMP="$(mktemp -d /tmp/meridian-tpcc.XXXXXX)"
+chmod 755 "$TMP"
+PIDS=()
+PG_STARTED=""
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "$PG_STARTED" ]; then
+        su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -m fast stop" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Peak resident memory (VmHWM) of a process, in MiB.
+peak_mib() {
+    awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# Waits until the SQL endpoint at $1 answers.
+wait_sql() {
+    for _ in $(seq 1 300); do
+        psql "$1" -qtAc 'SELECT 1' >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    log "no SQL at $1 within 60 s"
+    return 1
+}
+
+# Runs the benchmark against URL $2, output in $TMP/$1.out.
+drive() {
+    local name="$1" url="$2"
+    log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s with $CONNECTIONS connections"
+    "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
+        --connections "$CONNECTIONS" --duration "$DURATION" --mode throughput \
+        | tee "$TMP/$name.out"
+}
+
+declare -A MEM
+start_postgres() {
+    local port; port="$(free_port)"
+    mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
+    su postgres -s /bin/sh -c "$PGBIN/initdb -D '$TMP/pg' -A trust -U meridian" >/dev/null
+    su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -l '$TMP/pg.log' -w start \
+        -o '-p $port -k $TMP -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+            -c max_connections=200 -c shared_buffers=256MB'" >/dev/null
+    PG_STARTED=1
+    psql "postgres://meridian@127.0.0.1:$port/postgres" -qc 'CREATE DATABASE meridian'
+    URL="postgres://meridian@127.0.0.1:$port/meridian"
+}
+postgres_peak() {
+    # The largest peak of any PostgreSQL process (shared buffers counted once).
+    local max=0 pid mib
+    for pid in $(pgrep -u postgres -f "$TMP/pg" || true) $(pgrep -u postgres postgres || true); do
+        mib="$(peak_mib "$pid")"
+        [ "$mib" != "?" ] && [ "$mib" -gt "$max" ] && max="$mib"
+    done
+    echo "$max"
+}
+
+start_demo() {
+    local port; port="$(free_port)"
+    "$BIN" demo --no-shell --data-dir "$TMP/demo" --sql-addr "127.0.0.1:$port" \
+        >"$TMP/demo.log" 2>&1 &
+    PIDS+=($!)
+    DEMO_PID=$!
+    URL="postgres://meridian@127.0.0.1:$port/meridian"
+    wait_sql "$URL"
+}
+
+start_cluster() {
+    local i join="" grpc=() sql=()
+    CLUSTER_PIDS=()
+    for i in 1 2 3; do
+        grpc[$i]="127.0.0.1:$(free_port)"; sql[$i]="127.0.0.1:$(free_port)"
+        join="$join${join:+,}${grpc[$i]}"
+    done
+    for i in 1 2 3; do
+        "$BIN" start --node-id "$i" --data-dir "$TMP/node-$i" --listen "${grpc[$i]}" \
+            --sql-addr "${sql[$i]}" --join "$join" >"$TMP/node-$i.log" 2>&1 &
+        PIDS+=($!); CLUSTER_PIDS+=($!)
+    done
+    for _ in $(seq 1 100); do
+        "$BIN" init --host "${grpc[1]}" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    URL="postgres://meridian@${sql[1]}/meridian"
+    wait_sql "$URL"
+}
+
+# The first number on the report line matching $2 in $TMP/$1.out.
+field() {
+    grep -i -m1 -E "$2" "$TMP/$1.out" | grep -oE '[0-9]+(\.[0-9]+)?' | head -n1 || true
+}
+
+for system in $SYSTEMS; do
+    case "$system" in
+        postgres) start_postgres; drive postgres "$URL"; MEM[postgres]="$(postgres_peak)" ;;
+        demo) start_demo; drive demo "$URL"; MEM[demo]="$(peak_mib "$DEMO_PID")" ;;
+        cluster)
+            start_cluster; drive cluster "$URL"
+            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; done | paste -sd/)" ;;
+        *) log "unknown system $system"; exit 2 ;;
+    esac
+done
+
+pg_tpmc="$(field postgres '^tpmC' || true)"
+printf '\n%-10s %10s %12s %12s %10s %14s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" retries "peak RSS MiB" "vs PG"
+for system in $SYSTEMS; do
+    tpmc="$(field "$system" '^tpmC')"
+    p50="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $3}')"
+    p99="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $6}')"
+    retries="$(field "$system" '^retries')"
+    ratio="-"
+    if [ -n "$pg_tpmc" ] && [ -n "$tpmc" ] && [ "$system" != postgres ]; then
+        ratio="$(awk -v a="$tpmc" -v b="$pg_tpmc" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
+    fi
+    printf '%-10s %10s %12s %12s %10s %14s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" "${p99:-?}" \
+        "${retries:-?}" "${MEM[$system]:-?}" "$ratio"
+done
