@@ -61,6 +61,8 @@ const DATABASE: &str = "meridian";
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the demo waits for its group to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long background tasks get to end once the nodes are stopped.
+pub const WIND_DOWN: Duration = Duration::from_millis(200);
 /// How long connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -154,6 +156,11 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
             }
         }
     }
+    // Stop the nodes while the runtime still runs, so that their background
+    // tasks (peer queues, rollbacks of routed transactions) wind down
+    // before it shuts down.
+    drop(cluster);
+    tokio::time::sleep(WIND_DOWN).await;
     if args.no_shell && outcome.is_ok() {
         println!("stopped");
     }

@@ -184,6 +184,9 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         let _ = sql_server.await;
     })
     .await;
+    // Let background tasks end while the runtime still runs.
+    drop(node);
+    tokio::time::sleep(crate::demo::WIND_DOWN).await;
     outcome
 }
 
