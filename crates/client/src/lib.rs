@@ -81,8 +81,10 @@
 //! reads and writes through its `tx`, and leave side effects outside the
 //! database (sending mail, updating in-memory state) until `transaction`
 //! has returned `Ok`. The closure returns a boxed future borrowing `tx`,
-//! written `|tx| Box::pin(async move { ... })`; values it captures are
-//! borrowed or copied into each run. The whole `transaction` future is
+//! written `|tx| Box::pin(async move { ... })`. The future may borrow only
+//! `tx` and `'static` data, so a captured value that is not `Copy` is cloned
+//! into each run (`let name = name.clone(); Box::pin(async move { ... })`).
+//! The whole `transaction` future is
 //! `Send` when the closure's is, so it can run in `tokio::spawn`.
 //!
 //! If a statement fails inside the closure, the server rolls the whole
