@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use meridian_client::{Client, Error, Result, Row};
+use meridian_client::{BoxFuture, Client, Error, Result, Row, Transaction};
 use rust_decimal::Decimal;
 
 use crate::random::{last_name, Gen};
@@ -143,10 +143,8 @@ impl Terminal<'_> {
             lines.push((i_id, supply, gen.uniform(1, 10) as i32));
         }
         let all_local = lines.iter().all(|l| l.1 == w_id) as i32;
-        let mut attempts = 0;
-        let result = client
-            .transaction(|tx| {
-                attempts += 1;
+        let result = self
+            .transaction(client, |tx| {
                 // The closure's future may not borrow from it: give each
                 // attempt its own copy of the inputs.
                 let lines = lines.clone();
@@ -234,7 +232,6 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        self.count_retries(attempts);
         match result {
             Ok(()) => Ok(Outcome::Committed),
             Err(Error::Aborted(e)) if e.to_string() == ROLLBACK => Ok(Outcome::RolledBack),
@@ -242,10 +239,22 @@ impl Terminal<'_> {
         }
     }
 
-    fn count_retries(&self, attempts: u32) {
+    /// [`Client::transaction`], counting the retries it took.
+    async fn transaction<T, F>(&self, client: &mut Client, mut f: F) -> Result<T>
+    where
+        F: for<'t> FnMut(&'t Transaction<'_>) -> BoxFuture<'t, Result<T>>,
+    {
+        let mut attempts = 0;
+        let result = client
+            .transaction(|tx| {
+                attempts += 1;
+                f(tx)
+            })
+            .await;
         if attempts > 1 {
             self.retries.fetch_add(attempts - 1, Ordering::Relaxed);
         }
+        result
     }
 
     /// Clause 2.5.
@@ -263,10 +272,8 @@ impl Terminal<'_> {
         };
         let customer = self.customer(gen);
         let amount = Decimal::new(gen.uniform(100, 500_000), 2);
-        let mut attempts = 0;
-        let result = client
-            .transaction(|tx| {
-                attempts += 1;
+        let result = self
+            .transaction(client, |tx| {
                 let customer = customer.clone();
                 Box::pin(async move {
                     tx.execute(
@@ -331,7 +338,6 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        self.count_retries(attempts);
         result
     }
 
@@ -340,10 +346,8 @@ impl Terminal<'_> {
         let w_id = self.w_id;
         let d_id = gen.uniform(1, 10) as i32;
         let customer = self.customer(gen);
-        let mut attempts = 0;
-        let result = client
-            .transaction(|tx| {
-                attempts += 1;
+        let result = self
+            .transaction(client, |tx| {
                 let customer = customer.clone();
                 Box::pin(async move {
                     let c_id = customer_id(tx, &customer, w_id, d_id).await?;
@@ -374,7 +378,6 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        self.count_retries(attempts);
         result
     }
 
@@ -382,10 +385,8 @@ impl Terminal<'_> {
     async fn delivery(&self, client: &mut Client, gen: &mut Gen) -> Result<()> {
         let w_id = self.w_id;
         let carrier = gen.uniform(1, 10) as i32;
-        let mut attempts = 0;
-        let result = client
-            .transaction(|tx| {
-                attempts += 1;
+        let result = self
+            .transaction(client, |tx| {
                 Box::pin(async move {
                     for d_id in 1..=10i32 {
                         let Some(no) = tx
@@ -443,7 +444,6 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        self.count_retries(attempts);
         result
     }
 
@@ -451,10 +451,8 @@ impl Terminal<'_> {
     async fn stock_level(&self, client: &mut Client, gen: &mut Gen) -> Result<()> {
         let (w_id, d_id) = (self.w_id, self.d_id);
         let threshold = gen.uniform(10, 20) as i32;
-        let mut attempts = 0;
-        let result = client
-            .transaction(|tx| {
-                attempts += 1;
+        let result = self
+            .transaction(client, |tx| {
                 Box::pin(async move {
                     let d = tx
                         .query_one(
@@ -475,7 +473,6 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        self.count_retries(attempts);
         result
     }
 }
