@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY-free: build scripts are single-threaded, so setting the variable
     // that prost-build reads is race-free.
     std::env::set_var("PROTOC", protoc);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // The manifest directory of this run, not of the build that compiled
+    // this script: clones sharing a target directory share the script.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest).join("../../proto");
     let files = [
         root.join("meridian/v1/common.proto"),
         root.join("meridian/v1/node.proto"),

@@ -61,6 +61,9 @@ const DATABASE: &str = "meridian";
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the demo waits for its group to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many groups the demo cuts its keyspace into (each table gets a range,
+/// dealt round the groups).
+const DEMO_GROUPS: u32 = 3;
 /// How long background tasks get to end once the nodes are stopped.
 pub const WIND_DOWN: Duration = Duration::from_millis(200);
 /// How long connections get to finish at shutdown.
@@ -90,7 +93,10 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     let cluster = LocalCluster::open(
         &args.data_dir,
         clock.clone(),
-        LocalClusterOptions::default(),
+        LocalClusterOptions {
+            groups: DEMO_GROUPS,
+            ..LocalClusterOptions::default()
+        },
     )
     .await
     .map_err(|err| explain_open_error(&args.data_dir, err))?;

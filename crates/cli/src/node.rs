@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::Args;
 use meridian_error::{Error, Result};
+use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
 use meridian_server::group::{ReplicationOptions, Storage};
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
@@ -71,6 +72,12 @@ pub struct InitArgs {
     /// of its --join list.
     #[arg(long, default_value = "127.0.0.1:6433")]
     host: String,
+    /// How many Paxos groups to cut the keyspace into: the catalog stays
+    /// in the first, and each table gets a range, dealt round the groups.
+    /// Transactions over tables of different groups commit with two-phase
+    /// commit.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    groups: u32,
 }
 
 /// Options of `meridian status`.
@@ -211,13 +218,16 @@ fn unreachable_hint(host: &str, err: Error) -> Error {
 /// Founds a cluster through one node.
 pub async fn init(args: InitArgs) -> Result<u8> {
     let reply = GrpcPeer::connect(&args.host)?
-        .init()
+        .init(v1::InitRequest {
+            groups: args.groups,
+        })
         .await
         .map_err(|err| unreachable_hint(&args.host, err))?;
     println!(
-        "initialized cluster {:016x} with {} nodes:",
+        "initialized cluster {:016x} with {} nodes and {} groups:",
         reply.cluster,
-        reply.members.len()
+        reply.members.len(),
+        args.groups
     );
     for member in reply.members {
         println!("  node {} at {}", member.id, member.address);

@@ -28,6 +28,9 @@ use crate::route::ClusterEngine;
 pub struct LocalClusterOptions {
     /// How many nodes (each holds a replica of every group).
     pub nodes: usize,
+    /// How many groups the keyspace is cut into when the cluster is
+    /// founded ([`crate::node::initial_placement`]).
+    pub groups: u32,
     /// Replica timers and limits.
     pub replication: ReplicationOptions,
     /// RocksDB settings.
@@ -42,6 +45,7 @@ impl Default for LocalClusterOptions {
     fn default() -> Self {
         LocalClusterOptions {
             nodes: 3,
+            groups: 1,
             replication: ReplicationOptions::fast(),
             rocks: RocksOptions::default(),
             durability: Durability::Sync,
@@ -127,7 +131,11 @@ impl LocalCluster {
         }
         let first = cluster.node(1);
         if first.cluster() == 0 {
-            first.init().await?;
+            first
+                .init(meridian_proto::v1::InitRequest {
+                    groups: cluster.options.groups,
+                })
+                .await?;
         }
         Ok(cluster)
     }
@@ -211,15 +219,22 @@ impl LocalCluster {
         self.node(id).engine()
     }
 
-    /// Waits until some running node serves the data group; returns it.
+    /// Waits until every group is served by some running node; returns
+    /// the node serving the first group.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let groups = u64::from(self.options.groups.max(1));
         loop {
-            for id in self.running() {
-                if let Some(group) = self.node(id).group(DATA_GROUP) {
-                    if group.status().serving {
-                        return Ok(id);
-                    }
+            let serving = |group: u64| {
+                self.running().into_iter().find(|&id| {
+                    self.node(id)
+                        .group(group)
+                        .is_some_and(|g| g.status().serving)
+                })
+            };
+            if let Some(first) = serving(DATA_GROUP) {
+                if (DATA_GROUP + 1..DATA_GROUP + groups).all(|g| serving(g).is_some()) {
+                    return Ok(first);
                 }
             }
             if tokio::time::Instant::now() >= deadline {

@@ -94,9 +94,13 @@ impl NodeService for Service {
 
     async fn init(
         &self,
-        _request: Request<v1::InitRequest>,
+        request: Request<v1::InitRequest>,
     ) -> std::result::Result<Response<v1::InitReply>, Status> {
-        self.0.init().await.map(Response::new).map_err(to_status)
+        self.0
+            .init(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn bootstrap(
@@ -194,11 +198,11 @@ impl NodeApi for GrpcPeer {
         })
     }
 
-    fn init(&self) -> ApiFuture<v1::InitReply> {
+    fn init(&self, request: v1::InitRequest) -> ApiFuture<v1::InitReply> {
         let mut client = self.client.clone();
         Box::pin(async move {
             client
-                .init(with_deadline(v1::InitRequest {}, INIT_CALL))
+                .init(with_deadline(request, INIT_CALL))
                 .await
                 .map(Response::into_inner)
                 .map_err(from_status)

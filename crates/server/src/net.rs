@@ -39,7 +39,7 @@ pub trait NodeApi: Send + Sync + 'static {
     /// The node's identity and address book.
     fn hello(&self, request: v1::HelloRequest) -> ApiFuture<v1::HelloReply>;
     /// Founds a new cluster from this node and the nodes it can reach.
-    fn init(&self) -> ApiFuture<v1::InitReply>;
+    fn init(&self, request: v1::InitRequest) -> ApiFuture<v1::InitReply>;
     /// Makes this node a founding member of a cluster.
     fn bootstrap(&self, request: v1::BootstrapRequest) -> ApiFuture<()>;
     /// One operation of a transaction at this node's leader replica.
@@ -223,8 +223,8 @@ impl NodeApi for LocalPeer {
     fn hello(&self, request: v1::HelloRequest) -> ApiFuture<v1::HelloReply> {
         self.call(|node| node.hello(request))
     }
-    fn init(&self) -> ApiFuture<v1::InitReply> {
-        self.call(|node| node.init())
+    fn init(&self, request: v1::InitRequest) -> ApiFuture<v1::InitReply> {
+        self.call(|node| node.init(request))
     }
     fn bootstrap(&self, request: v1::BootstrapRequest) -> ApiFuture<()> {
         self.call(|node| node.bootstrap(request))

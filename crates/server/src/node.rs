@@ -35,25 +35,43 @@
 //! beyond the first (sharding).
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{codec, Envelope, Membership, NodeId, RoleKind};
 use meridian_proto::v1;
-use meridian_storage::{Durability, Mvcc, Space, WriteBatch};
+use meridian_storage::{keycode, Durability, KeyRange, Mvcc, Space, WriteBatch};
 use meridian_truetime::TrueTime;
-use meridian_txn::Sleeper;
+use meridian_txn::{RangeMap, Sleeper};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{judge_peer_clocks, PeerClock, SystemClock};
 use crate::group::{Group, GroupEnv, MonoClock, Outbox, ReplicationOptions, Start, Storage};
 use crate::net::{ApiFuture, Connector, NodeApi, PeerQueue};
-use crate::route::ClusterEngine;
+use crate::route::{ClusterEngine, ClusterGroups};
 use crate::txn_service::RemoteTxns;
 
-/// The group that holds all data until sharding splits the keyspace.
+/// The first group: it holds the system keys (the catalog) and, in a
+/// cluster of one group, everything.
 pub const DATA_GROUP: u64 = 1;
+
+/// Table ids below this are the catalog's (`meridian-sql`): they stay in the
+/// first group.
+pub const FIRST_TABLE_ID: u64 = 100;
+
+/// How many tables get a range of their own in the initial placement; the
+/// keys of later tables stay with the first group.
+pub const PLACED_TABLES: u64 = 64;
+
+/// How often a leader looks for prepared transactions whose outcome did
+/// not come.
+const RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A prepared transaction older than this (its prepare timestamp, in true
+/// time) is resolved with its coordinator.
+pub const PREPARED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most voters the founding group gets (the rest of the nodes, if any,
 /// hold no replica of it).
@@ -86,6 +104,8 @@ struct NodeRecord {
     peers: Vec<(NodeId, String)>,
     /// The groups it hosts a replica of.
     groups: Vec<u64>,
+    /// The placement: range starts and the group holding each range.
+    ranges: Vec<(Vec<u8>, u64)>,
 }
 
 /// A peer as the node knows it.
@@ -124,6 +144,10 @@ pub struct Node {
     txns: RemoteTxns,
     /// Serializes bootstrap.
     bootstrap_lock: tokio::sync::Mutex<()>,
+    /// Which group holds which keys (empty until bootstrapped).
+    placement: RwLock<Option<Arc<RangeMap>>>,
+    /// Set when the node stops: work in flight ends with it.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -198,9 +222,12 @@ impl Node {
             peers: RwLock::new(HashMap::new()),
             groups: RwLock::new(HashMap::new()),
             bootstrap_lock: tokio::sync::Mutex::new(()),
+            placement: RwLock::new(None),
+            stopped: tokio::sync::watch::channel(false).0,
         });
         if record.cluster != 0 {
             node.connect_peers(&record)?;
+            node.set_placement(&record.ranges)?;
             for &group in &record.groups {
                 node.start_group(group, Start::Recover)?;
             }
@@ -211,6 +238,7 @@ impl Node {
             );
         }
         node.txns.start_reaper(Arc::downgrade(&node));
+        tokio::spawn(resolve_abandoned(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -236,7 +264,65 @@ impl Node {
 
     /// The transaction engine SQL sessions on this node use.
     pub fn engine(self: &Arc<Self>) -> ClusterEngine {
-        ClusterEngine::new(self.clone(), DATA_GROUP)
+        ClusterEngine::new(Arc::new(ClusterGroups::new(self.clone())))
+    }
+
+    /// Which group holds which keys.
+    pub fn placement(&self) -> Result<Arc<RangeMap>> {
+        self.placement
+            .read()
+            .expect("placement poisoned")
+            .clone()
+            .ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "node {} does not belong to a cluster yet (run meridian init)",
+                    self.config.id
+                ))
+            })
+    }
+
+    /// The ids of the other members.
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self
+            .peers
+            .read()
+            .expect("peers poisoned")
+            .keys()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The ids of every member, this node included.
+    pub fn member_ids(&self) -> Vec<NodeId> {
+        self.record
+            .read()
+            .expect("record poisoned")
+            .peers
+            .iter()
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Installs the placement `ranges`.
+    fn set_placement(&self, ranges: &[(Vec<u8>, u64)]) -> Result<()> {
+        let map = RangeMap::new(ranges.to_vec())?;
+        *self.placement.write().expect("placement poisoned") = Some(Arc::new(map));
+        Ok(())
+    }
+
+    /// The key ranges `group` owns.
+    fn spans_of(&self, group: u64) -> Result<Vec<KeyRange>> {
+        Ok(self
+            .placement()?
+            .ranges()
+            .filter(|&(_, _, g)| g == group)
+            .map(|(start, end, _)| KeyRange {
+                start: Bound::Included(start.to_vec()),
+                end: end.map_or(Bound::Unbounded, |e| Bound::Excluded(e.to_vec())),
+            })
+            .collect())
     }
 
     /// The node's MVCC store (every replica's applied data).
@@ -304,10 +390,18 @@ impl Node {
     /// once, as a crash would (what was not persisted is lost). The node
     /// answers nothing afterwards.
     pub fn stop(&self) {
+        self.stopped.send_replace(true);
         self.groups.write().expect("groups poisoned").clear();
         self.peers.write().expect("peers poisoned").clear();
         self.txns.clear();
         self.record.write().expect("record poisoned").cluster = 0;
+    }
+
+    /// Completes once the node is stopped ([`Node::stop`]): what a call
+    /// runs against a stopped node is dropped, as a crash would drop it.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.subscribe();
+        let _ = stopped.wait_for(|&s| s).await;
     }
 
     fn arc(&self) -> Arc<Node> {
@@ -343,7 +437,7 @@ impl Node {
             outbox: Arc::new(NodeOutbox(self.me.clone())),
             options: self.config.replication.clone(),
         };
-        let replica = Group::start(env, group, start)?;
+        let replica = Group::start(env, group, self.spans_of(group)?, start)?;
         self.groups
             .write()
             .expect("groups poisoned")
@@ -351,8 +445,8 @@ impl Node {
         Ok(())
     }
 
-    /// Founds a cluster (the `Init` call).
-    async fn found_cluster(self: Arc<Self>) -> Result<v1::InitReply> {
+    /// Founds a cluster (the `Init` call) with `groups` groups.
+    async fn found_cluster(self: Arc<Self>, groups: u32) -> Result<v1::InitReply> {
         if self.cluster() != 0 {
             return Err(Error::InvalidInput(format!(
                 "node {} already belongs to cluster {:016x}",
@@ -412,13 +506,20 @@ impl Node {
                 break id;
             }
         };
+        let groups = u64::from(groups.max(1));
         let request = v1::BootstrapRequest {
             cluster,
             peers: members.clone(),
-            groups: vec![v1::GroupSpec {
-                id: DATA_GROUP,
-                voters,
-            }],
+            groups: (DATA_GROUP..DATA_GROUP + groups)
+                .map(|id| v1::GroupSpec {
+                    id,
+                    voters: voters.clone(),
+                })
+                .collect(),
+            ranges: initial_placement(groups)
+                .into_iter()
+                .map(|(start, group)| v1::RangeSpec { start, group })
+                .collect(),
         };
         for member in &members {
             let result = if member.id == self.config.id {
@@ -480,8 +581,20 @@ impl Node {
                 .filter(|g| g.voters.contains(&self.config.id))
                 .map(|g| g.id)
                 .collect(),
+            ranges: request
+                .ranges
+                .iter()
+                .map(|r| (r.start.clone(), r.group))
+                .collect(),
         };
+        if record.ranges.is_empty() {
+            return Err(Error::InvalidInput(
+                "a bootstrap request without a placement".into(),
+            ));
+        }
+        RangeMap::new(record.ranges.clone())?;
         write_record(&self.storage, &record)?;
+        self.set_placement(&record.ranges)?;
         *self.record.write().expect("record poisoned") = record.clone();
         self.connect_peers(&record)?;
         for spec in request
@@ -614,6 +727,78 @@ pub async fn watch_peer_clocks(node: Weak<Node>, clock: Arc<SystemClock>, interv
     }
 }
 
+/// The placement a new cluster of `groups` groups starts with: the system
+/// keys (table ids below [`FIRST_TABLE_ID`]) in the first group, then one
+/// range per table for the first [`PLACED_TABLES`] tables, dealt round the
+/// groups, then the rest in the first group. Row keys start with their
+/// table id (`/<table>/<index>/...`, the order-preserving `u64` encoding
+/// of `meridian_storage::keycode`), so each range is one table.
+pub fn initial_placement(groups: u64) -> Vec<(Vec<u8>, u64)> {
+    let mut ranges = vec![(Vec::new(), DATA_GROUP)];
+    if groups <= 1 {
+        return ranges;
+    }
+    for i in 0..PLACED_TABLES {
+        let mut start = Vec::new();
+        keycode::encode_u64(&mut start, FIRST_TABLE_ID + i);
+        ranges.push((start, DATA_GROUP + (i + 1) % groups));
+    }
+    let mut rest = Vec::new();
+    keycode::encode_u64(&mut rest, FIRST_TABLE_ID + PLACED_TABLES);
+    ranges.push((rest, DATA_GROUP));
+    ranges
+}
+
+/// Resolves, at the groups this node leads, the prepared transactions whose
+/// outcome did not come within [`PREPARED_TIMEOUT`] (their gateway died, or
+/// its message was lost): the coordinator group tells the outcome, recording
+/// an abort if it had not decided. Runs while the node lives.
+async fn resolve_abandoned(node: Weak<Node>) {
+    let mut ticks = tokio::time::interval(RESOLVE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        tokio::select! {
+            () = resolve_once(&node) => {}
+            () = node.stopped() => return,
+        }
+    }
+}
+
+/// One round of [`resolve_abandoned`].
+async fn resolve_once(node: &Arc<Node>) {
+    let engines: Vec<_> = node
+        .groups
+        .read()
+        .expect("groups poisoned")
+        .values()
+        .filter_map(|g| g.leader_engine())
+        .collect();
+    let now = node.tt.now().earliest;
+    let groups = ClusterGroups::new(node.clone());
+    for engine in engines {
+        // Read-only votes end by themselves once their bound passed.
+        engine.expire_read_only_votes();
+        for prepared in engine.prepared() {
+            if prepared.read_only || now.duration_since(prepared.prepare_ts) < PREPARED_TIMEOUT {
+                continue;
+            }
+            let outcome = match groups.resolve(prepared.coordinator, prepared.gid).await {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    tracing::warn!(gid = %prepared.gid, %err, "cannot resolve a prepared transaction yet");
+                    continue;
+                }
+            };
+            tracing::info!(gid = %prepared.gid, ?outcome, "resolved an abandoned prepared transaction");
+            if let Err(err) = engine.decide(prepared.gid, outcome).await {
+                tracing::warn!(gid = %prepared.gid, %err, "cannot apply a resolved outcome yet");
+            }
+        }
+    }
+}
+
 fn write_record(storage: &Storage, record: &NodeRecord) -> Result<()> {
     let mut batch = WriteBatch::new();
     batch.put(
@@ -652,8 +837,8 @@ impl NodeApi for Node {
         }))
     }
 
-    fn init(&self) -> ApiFuture<v1::InitReply> {
-        Box::pin(self.arc().found_cluster())
+    fn init(&self, request: v1::InitRequest) -> ApiFuture<v1::InitReply> {
+        Box::pin(self.arc().found_cluster(request.groups))
     }
 
     fn bootstrap(&self, request: v1::BootstrapRequest) -> ApiFuture<()> {

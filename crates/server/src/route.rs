@@ -1,15 +1,20 @@
 //! [`ClusterEngine`]: the transaction engine SQL sessions use on any node of
-//! a cluster. It runs each transaction at the leader of the group: in this
+//! a cluster. A transaction spans the groups that hold the keys it touches
+//! (the node's placement): `meridian_txn::DistEngine` opens one part per
+//! group and runs two-phase commit across them; [`ClusterGroups`] says
+//! where keys live and runs each part at its group's leader: in this
 //! process when the local replica leads (a [`LeaderTxn`] straight on the
 //! leader's engine), else at the leader's node through its `Txn` API
-//! ([`RemoteTxn`]).
+//! ([`RemoteTxn`]). The outcome of a prepared transaction goes to each
+//! participant's leader with a group-level `Decide` call, wherever it is.
 //!
-//! **Follower reads.** A snapshot read at a given timestamp (`AS OF SYSTEM
-//! TIME`, [`ReadTime::At`]) needs no leader: the local replica serves it,
-//! lock-free, once its safe time has reached the timestamp (waiting up to
-//! [`FOLLOWER_READ_WAIT`] for it; an idle leader advances safe time every
-//! `safe_time_interval`). A replica too far behind hands the read to the
-//! leader. Strong reads go to the leader.
+//! **Follower reads.** A read-only transaction reads at one timestamp:
+//! `TT.now().latest` when it begins (strong) or the one given (`AS OF
+//! SYSTEM TIME`). A group's part needs no leader: the local replica serves
+//! it, lock-free, once its safe time has reached the timestamp (a stale
+//! read waits up to [`FOLLOWER_READ_WAIT`] for it; an idle leader advances
+//! safe time every `safe_time_interval`). A replica behind hands the read
+//! to the leader, which waits only for commits in flight below it.
 //!
 //! **Finding the leader.** `begin` asks the local replica: if it serves, the
 //! transaction runs here; if it knows another leader, `begin` is sent
@@ -30,7 +35,10 @@ use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
-use meridian_txn::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+use meridian_txn::{
+    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, ReadTime, Transaction,
+    TxnMode, Vote,
+};
 
 use crate::group::{LeaderTxn, Storage};
 use crate::net::NodeApi;
@@ -44,43 +52,41 @@ pub const FOLLOWER_READ_WAIT: Duration = Duration::from_secs(1);
 /// The pause between attempts when nothing changed.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// The engine of SQL sessions on a node: transactions run at the leader.
+/// The engine of SQL sessions on a node: transactions spanning the
+/// cluster's groups ([`DistEngine`]), each part run at its group's leader.
+pub type ClusterEngine = DistEngine<ClusterGroups>;
+
+/// The cluster's groups as two-phase commit sees them from one node: the
+/// node's placement, and the way to each group's leader.
 #[derive(Clone, Debug)]
-pub struct ClusterEngine {
+pub struct ClusterGroups {
     /// This node.
     node: Arc<Node>,
-    /// The group transactions run on.
-    group: u64,
 }
 
-impl ClusterEngine {
-    /// Transactions on `group` from `node`.
-    pub fn new(node: Arc<Node>, group: u64) -> Self {
-        ClusterEngine { node, group }
+impl ClusterGroups {
+    /// The groups as `node` reaches them.
+    pub fn new(node: Arc<Node>) -> Self {
+        ClusterGroups { node }
     }
 
-    /// A snapshot read at `ts` served by the local follower replica, if its
-    /// safe time reaches `ts` soon enough.
-    async fn follower_read(&self, ts: Timestamp) -> Result<Option<ClusterTxn>> {
+    /// A snapshot read at `ts` of `group` served by the local follower
+    /// replica, if its safe time reaches `ts` within `wait`.
+    async fn follower_read(
+        &self,
+        group: u64,
+        ts: Timestamp,
+        wait: Duration,
+    ) -> Result<Option<ClusterTxn>> {
         let now = self.node.truetime().now();
-        if ts > now.latest {
-            return Err(Error::InvalidInput(format!(
-                "cannot read as of {ts}: it is in the future (now is at most {})",
-                now.latest
-            )));
-        }
-        let Some(group) = self.node.group(self.group) else {
+        let Some(replica) = self.node.group(group) else {
             return Ok(None);
         };
-        if group.leader_engine().is_some() {
+        if replica.leader_engine().is_some() {
             // The leader serves it as any other transaction.
             return Ok(None);
         }
-        if group
-            .wait_for(FOLLOWER_READ_WAIT, |s| s.safe_ts >= ts)
-            .await
-            .is_err()
-        {
+        if replica.wait_for(wait, |s| s.safe_ts >= ts).await.is_err() {
             return Ok(None);
         }
         let mvcc = self.node.mvcc().clone();
@@ -93,31 +99,42 @@ impl ClusterEngine {
         })))
     }
 
-    /// One attempt to begin: `Ok(None)` when no leader took it.
-    async fn try_begin(&self, mode: TxnMode) -> Result<Option<ClusterTxn>> {
-        let Some(group) = self.node.group(self.group) else {
-            // Not bootstrapped yet, or this node hosts no replica: ask the
-            // peers in turn.
-            return self.begin_anywhere(mode).await;
+    /// One attempt to begin at `group`'s leader: `Ok(None)` when no leader
+    /// took it.
+    async fn try_begin(
+        &self,
+        group: u64,
+        mode: TxnMode,
+        start_ts: Timestamp,
+    ) -> Result<Option<ClusterTxn>> {
+        let Some(replica) = self.node.group(group) else {
+            // This node hosts no replica of the group: ask the others.
+            return self.begin_anywhere(group, mode, start_ts).await;
         };
-        if let Some(engine) = group.leader_engine() {
-            return match engine.begin(mode).await {
+        if let Some(engine) = replica.leader_engine() {
+            return match engine.begin_with_priority(mode, Some(start_ts)).await {
                 Ok(txn) => Ok(Some(ClusterTxn::Local(txn))),
                 Err(Error::NotLeader { .. }) => Ok(None),
                 Err(err) => Err(err),
             };
         }
-        match group.status().leader {
-            Some(leader) if leader != self.node.id() => self.begin_at(leader, mode).await,
+        match replica.status().leader {
+            Some(leader) if leader != self.node.id() => {
+                self.begin_at(leader, group, mode, start_ts).await
+            }
             _ => Ok(None),
         }
     }
 
     /// Tries every peer (a node without a replica of the group).
-    async fn begin_anywhere(&self, mode: TxnMode) -> Result<Option<ClusterTxn>> {
-        let reply = self.node.hello(v1::HelloRequest::default()).await?;
-        for peer in reply.peers.iter().filter(|p| p.id != self.node.id()) {
-            if let Some(txn) = self.begin_at(peer.id, mode).await? {
+    async fn begin_anywhere(
+        &self,
+        group: u64,
+        mode: TxnMode,
+        start_ts: Timestamp,
+    ) -> Result<Option<ClusterTxn>> {
+        for peer in self.node.peer_ids() {
+            if let Some(txn) = self.begin_at(peer, group, mode, start_ts).await? {
                 return Ok(Some(txn));
             }
         }
@@ -125,7 +142,13 @@ impl ClusterEngine {
     }
 
     /// Asks node `leader` to begin.
-    async fn begin_at(&self, leader: u64, mode: TxnMode) -> Result<Option<ClusterTxn>> {
+    async fn begin_at(
+        &self,
+        leader: u64,
+        group: u64,
+        mode: TxnMode,
+        start_ts: Timestamp,
+    ) -> Result<Option<ClusterTxn>> {
         let Some(api) = self.node.peer(leader) else {
             return Ok(None);
         };
@@ -136,15 +159,19 @@ impl ClusterEngine {
         };
         let request = v1::TxnRequest {
             cluster: self.node.cluster(),
-            group: self.group,
+            group,
             txn: 0,
-            op: Some(v1::txn_request::Op::Begin(v1::BeginOp { read_only, at })),
+            op: Some(v1::txn_request::Op::Begin(v1::BeginOp {
+                read_only,
+                at,
+                start_ts: Some(wire::proto_ts(start_ts)),
+            })),
         };
         match call(&api, request).await {
             Ok(v1::txn_reply::Result::Began(began)) => Ok(Some(ClusterTxn::Remote(RemoteTxn {
                 api,
                 cluster: self.node.cluster(),
-                group: self.group,
+                group,
                 handle: began.txn,
                 mode,
                 start_ts: began.start_ts.map(wire::ts).unwrap_or_default(),
@@ -157,31 +184,28 @@ impl ClusterEngine {
             Err(err) => Err(err),
         }
     }
-}
 
-impl TxnEngine for ClusterEngine {
-    type Txn = ClusterTxn;
-
-    async fn begin(&self, mode: TxnMode) -> Result<ClusterTxn> {
-        if let TxnMode::ReadOnly(ReadTime::At(ts)) = mode {
-            if let Some(txn) = self.follower_read(ts).await? {
-                return Ok(txn);
-            }
-        }
+    /// Runs `attempt` against `group`'s leader until one answers (`Some`),
+    /// for up to [`BEGIN_TIMEOUT`], waiting for the local replica's status
+    /// to change (or a short pause) between attempts.
+    async fn at_leader<T, F, Fut>(&self, group: u64, what: &str, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
         let deadline = tokio::time::Instant::now() + BEGIN_TIMEOUT;
         loop {
-            if let Some(txn) = self.try_begin(mode).await? {
-                return Ok(txn);
+            if let Some(done) = attempt().await? {
+                return Ok(done);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Unavailable(format!(
-                    "no leader of group {} answered within {BEGIN_TIMEOUT:?}",
-                    self.group
+                    "no leader of group {group} answered {what} within {BEGIN_TIMEOUT:?}"
                 )));
             }
-            match self.node.group(self.group) {
-                Some(group) => {
-                    let mut status = group.watch();
+            match self.node.group(group) {
+                Some(replica) => {
+                    let mut status = replica.watch();
                     status.borrow_and_update();
                     let _ = tokio::time::timeout(RETRY_PAUSE * 4, status.changed()).await;
                 }
@@ -190,12 +214,124 @@ impl TxnEngine for ClusterEngine {
         }
     }
 
+    /// One attempt to run a group-level call (`Decide`, `Resolve`) at
+    /// `group`'s leader: `Ok(None)` when no leader took it.
+    async fn try_group_call(
+        &self,
+        group: u64,
+        op: v1::txn_request::Op,
+    ) -> Result<Option<v1::txn_reply::Result>> {
+        let leader = match self.node.group(group) {
+            Some(replica) if replica.leader_engine().is_some() => Some(self.node.id()),
+            Some(replica) => replica.status().leader,
+            None => None,
+        };
+        let candidates: Vec<u64> = match leader {
+            Some(leader) => vec![leader],
+            None => self.node.member_ids(),
+        };
+        for id in candidates {
+            let api: Arc<dyn NodeApi> = if id == self.node.id() {
+                self.node.clone()
+            } else {
+                match self.node.peer(id) {
+                    Some(api) => api,
+                    None => continue,
+                }
+            };
+            let request = v1::TxnRequest {
+                cluster: self.node.cluster(),
+                group,
+                txn: 0,
+                op: Some(op.clone()),
+            };
+            match call(&api, request).await {
+                Ok(result) => return Ok(Some(result)),
+                Err(Error::NotLeader { .. } | Error::Unavailable(_)) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The outcome of `gid` from its coordinator `group` (recording an
+    /// abort there if it is undecided): what a participant asks about a
+    /// transaction whose outcome did not come.
+    pub async fn resolve(&self, group: u64, gid: GlobalTxnId) -> Result<Outcome> {
+        let op = v1::txn_request::Op::Resolve(v1::ResolveOp {
+            gid: wire::proto_gid(gid),
+        });
+        match self
+            .at_leader(group, "a resolution", || {
+                self.try_group_call(group, op.clone())
+            })
+            .await?
+        {
+            v1::txn_reply::Result::Resolved(resolved) => Ok(wire::outcome(resolved)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+impl Groups for ClusterGroups {
+    type Txn = ClusterTxn;
+
+    fn group_of(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.node.placement()?.group_of(key))
+    }
+
+    fn locate(&self, range: &KeyRange) -> Result<Vec<(u64, KeyRange)>> {
+        Ok(self.node.placement()?.locate(range))
+    }
+
+    async fn begin(
+        &self,
+        group: u64,
+        mode: TxnMode,
+        start_ts: Timestamp,
+        strong: bool,
+    ) -> Result<ClusterTxn> {
+        if let TxnMode::ReadOnly(ReadTime::At(ts)) = mode {
+            // A strong read's timestamp is fresh: a follower serves it only
+            // if already caught up; a stale read may wait for one a little.
+            let wait = if strong {
+                Duration::ZERO
+            } else {
+                FOLLOWER_READ_WAIT
+            };
+            if let Some(txn) = self.follower_read(group, ts, wait).await? {
+                return Ok(txn);
+            }
+        }
+        self.at_leader(group, "begin", || self.try_begin(group, mode, start_ts))
+            .await
+    }
+
+    async fn decide(&self, group: u64, gid: GlobalTxnId, outcome: Outcome) -> Result<()> {
+        let op = v1::txn_request::Op::Decide(v1::DecideOp {
+            gid: wire::proto_gid(gid),
+            commit_ts: match outcome {
+                Outcome::Committed(ts) => Some(wire::proto_ts(ts)),
+                Outcome::Aborted => None,
+            },
+        });
+        self.at_leader(group, "an outcome", || {
+            self.try_group_call(group, op.clone())
+        })
+        .await
+        .map(drop)
+    }
+
+    fn new_gid(&self) -> GlobalTxnId {
+        GlobalTxnId(rand::random())
+    }
+
     fn now(&self) -> TtInterval {
         self.node.truetime().now()
     }
 }
 
-/// A transaction of a [`ClusterEngine`].
+/// A transaction at one group, as a [`ClusterEngine`] runs it.
 pub enum ClusterTxn {
     /// Run by this node's leader replica.
     Local(LeaderTxn),
@@ -377,6 +513,66 @@ impl Transaction for ClusterTxn {
     }
 }
 
+impl GroupTxn for ClusterTxn {
+    async fn prepare(self, gid: GlobalTxnId, coordinator: u64) -> Result<Vote> {
+        match self {
+            ClusterTxn::Local(t) => t.prepare(gid, coordinator).await,
+            ClusterTxn::Snapshot(_) => Err(Error::InvalidInput(
+                "a read-only transaction has nothing to prepare".into(),
+            )),
+            ClusterTxn::Remote(mut t) => {
+                t.finished = true;
+                let op = v1::txn_request::Op::Prepare(v1::PrepareOp {
+                    gid: wire::proto_gid(gid),
+                    coordinator,
+                });
+                match t.call(op).await {
+                    Ok(v1::txn_reply::Result::Prepared(p)) => Ok(wire::vote(p)),
+                    Ok(other) => Err(unexpected(&other)),
+                    // Maybe prepared: resolution aborts it (no commit
+                    // without every vote).
+                    Err(Error::Unavailable(why)) => Err(Error::Aborted(format!(
+                        "the participant's leader did not answer the prepare: {why}"
+                    ))),
+                    Err(err) => Err(err),
+                }
+            }
+        }
+    }
+
+    async fn commit_as_coordinator(
+        self,
+        gid: GlobalTxnId,
+        min_ts: Timestamp,
+        below: Option<Timestamp>,
+    ) -> Result<Timestamp> {
+        match self {
+            ClusterTxn::Local(t) => t.commit_as_coordinator(gid, min_ts, below).await,
+            ClusterTxn::Snapshot(_) => Err(Error::InvalidInput(
+                "a read-only transaction cannot coordinate a commit".into(),
+            )),
+            ClusterTxn::Remote(mut t) => {
+                t.finished = true;
+                let op = v1::txn_request::Op::CoordinatorCommit(v1::CoordinatorCommitOp {
+                    gid: wire::proto_gid(gid),
+                    min_ts: Some(wire::proto_ts(min_ts)),
+                    below: below.map(wire::proto_ts),
+                });
+                match t.call(op).await {
+                    Ok(v1::txn_reply::Result::Committed(c)) => {
+                        Ok(c.commit_ts.map(wire::ts).unwrap_or_default())
+                    }
+                    Ok(other) => Err(unexpected(&other)),
+                    Err(Error::Unavailable(why)) => Err(Error::AmbiguousCommit(format!(
+                        "the coordinator's leader did not answer the commit of {gid}: {why}"
+                    ))),
+                    Err(err) => Err(err),
+                }
+            }
+        }
+    }
+}
+
 /// A transaction run by another node's leader.
 pub struct RemoteTxn {
     /// The leader's API.
@@ -462,7 +658,7 @@ pub(crate) mod wire {
     use meridian_proto::v1;
     use meridian_storage::KeyRange;
     use meridian_truetime::Timestamp;
-    use meridian_txn::LockStrength;
+    use meridian_txn::{GlobalTxnId, LockStrength, Outcome, Vote};
 
     pub(crate) fn ts(t: v1::Timestamp) -> Timestamp {
         Timestamp::from_nanos(t.nanos)
@@ -519,6 +715,60 @@ pub(crate) mod wire {
         v1::KeyRange {
             start: proto_bound(&range.start),
             end: proto_bound(&range.end),
+        }
+    }
+
+    pub(crate) fn gid(bytes: &[u8]) -> Result<GlobalTxnId> {
+        let bytes: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| Error::InvalidInput("a transaction id must be 16 bytes".into()))?;
+        Ok(GlobalTxnId(u128::from_be_bytes(bytes)))
+    }
+
+    pub(crate) fn proto_gid(gid: GlobalTxnId) -> Vec<u8> {
+        gid.0.to_be_bytes().to_vec()
+    }
+
+    pub(crate) fn vote(prepared: v1::Prepared) -> Vote {
+        if prepared.read_only {
+            Vote::ReadOnly {
+                until: prepared.until.map(ts),
+            }
+        } else {
+            Vote::Prepared {
+                prepare_ts: prepared.prepare_ts.map(ts).unwrap_or_default(),
+            }
+        }
+    }
+
+    pub(crate) fn proto_vote(vote: Vote) -> v1::Prepared {
+        match vote {
+            Vote::Prepared { prepare_ts } => v1::Prepared {
+                prepare_ts: Some(proto_ts(prepare_ts)),
+                read_only: false,
+                until: None,
+            },
+            Vote::ReadOnly { until } => v1::Prepared {
+                prepare_ts: None,
+                read_only: true,
+                until: until.map(proto_ts),
+            },
+        }
+    }
+
+    pub(crate) fn outcome(resolved: v1::Resolved) -> Outcome {
+        match resolved.commit_ts {
+            Some(ts) => Outcome::Committed(self::ts(ts)),
+            None => Outcome::Aborted,
+        }
+    }
+
+    pub(crate) fn proto_outcome(outcome: Outcome) -> v1::Resolved {
+        v1::Resolved {
+            commit_ts: match outcome {
+                Outcome::Committed(ts) => Some(proto_ts(ts)),
+                Outcome::Aborted => None,
+            },
         }
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_storage::ScanDirection;
-use meridian_txn::{ReadTime, Transaction, TxnEngine, TxnMode};
+use meridian_txn::{Outcome, ReadTime, Transaction, TxnMode};
 
 use crate::group::LeaderTxn;
 use crate::node::Node;
@@ -94,9 +94,14 @@ impl RemoteTxns {
         });
     }
 
-    /// Answers one `Txn` call.
+    /// Answers one `Txn` call. A call in flight when the node stops is
+    /// dropped (with its locks and waits), as a crash would drop it.
     pub(crate) async fn handle(&self, node: &Node, request: v1::TxnRequest) -> v1::TxnReply {
-        let result = match self.run(node, request).await {
+        let outcome = tokio::select! {
+            outcome = self.run(node, request) => outcome,
+            () = node.stopped() => Err(Error::Unavailable(format!("node {} stopped", node.id()))),
+        };
+        let result = match outcome {
             Ok(result) => result,
             Err(err) => v1::txn_reply::Result::Error(wire::encode_error(&err)),
         };
@@ -118,15 +123,35 @@ impl RemoteTxns {
         let op = request
             .op
             .ok_or_else(|| Error::InvalidInput("a Txn call without an operation".into()))?;
-        if let Op::Begin(begin) = op {
+        let leader_engine = || -> Result<_> {
             let group = node.group(request.group).ok_or(Error::NotLeader {
                 group: request.group,
                 leader: None,
             })?;
-            let engine = group.leader_engine().ok_or_else(|| Error::NotLeader {
+            group.leader_engine().ok_or_else(|| Error::NotLeader {
                 group: request.group,
                 leader: group.status().leader.filter(|&l| l != node.id()),
-            })?;
+            })
+        };
+        match op {
+            Op::Decide(decide) => {
+                let outcome = match decide.commit_ts {
+                    Some(ts) => Outcome::Committed(wire::ts(ts)),
+                    None => Outcome::Aborted,
+                };
+                leader_engine()?
+                    .decide(wire::gid(&decide.gid)?, outcome)
+                    .await?;
+                return Ok(Reply::Done(v1::Done {}));
+            }
+            Op::Resolve(resolve) => {
+                let outcome = leader_engine()?.resolve(wire::gid(&resolve.gid)?).await?;
+                return Ok(Reply::Resolved(wire::proto_outcome(outcome)));
+            }
+            _ => {}
+        }
+        if let Op::Begin(begin) = op {
+            let engine = leader_engine()?;
             let mode = if begin.read_only {
                 TxnMode::ReadOnly(match begin.at {
                     Some(at) => ReadTime::At(wire::ts(at)),
@@ -135,7 +160,9 @@ impl RemoteTxns {
             } else {
                 TxnMode::ReadWrite
             };
-            let txn = engine.begin(mode).await?;
+            let txn = engine
+                .begin_with_priority(mode, begin.start_ts.map(wire::ts))
+                .await?;
             let handle = self.next.fetch_add(1, Ordering::Relaxed);
             let began = v1::Began {
                 txn: handle,
@@ -151,7 +178,10 @@ impl RemoteTxns {
             );
             return Ok(Reply::Began(began));
         }
-        let finishing = matches!(op, Op::Commit(_) | Op::Rollback(_));
+        let finishing = matches!(
+            op,
+            Op::Commit(_) | Op::Rollback(_) | Op::Prepare(_) | Op::CoordinatorCommit(_)
+        );
         let slot = {
             let mut open = self.open.lock().expect("txns poisoned");
             let txn = if finishing {
@@ -176,7 +206,28 @@ impl RemoteTxns {
             .as_mut()
             .ok_or_else(|| Error::Aborted(format!("transaction {} already ended", request.txn)))?;
         Ok(match op {
-            Op::Begin(_) => unreachable!("handled above"),
+            Op::Begin(_) | Op::Decide(_) | Op::Resolve(_) => unreachable!("handled above"),
+            Op::Prepare(prepare) => {
+                let txn = guard.take().expect("checked above");
+                let vote = txn
+                    .prepare(wire::gid(&prepare.gid)?, prepare.coordinator)
+                    .await?;
+                Reply::Prepared(wire::proto_vote(vote))
+            }
+            Op::CoordinatorCommit(commit) => {
+                let txn = guard.take().expect("checked above");
+                let min_ts = commit.min_ts.map(wire::ts).unwrap_or_default();
+                let s = txn
+                    .commit_as_coordinator(
+                        wire::gid(&commit.gid)?,
+                        min_ts,
+                        commit.below.map(wire::ts),
+                    )
+                    .await?;
+                Reply::Committed(v1::Committed {
+                    commit_ts: Some(wire::proto_ts(s)),
+                })
+            }
             Op::Get(get) => Reply::Value(v1::MaybeValue {
                 value: txn.get(&get.key, wire::lock(get.lock)).await?,
             }),

@@ -20,6 +20,7 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 fn options(nodes: usize) -> LocalClusterOptions {
     LocalClusterOptions {
         nodes,
+        groups: 1,
         replication: ReplicationOptions::fast(),
         rocks: RocksOptions::default(),
         durability: meridian_storage::Durability::Sync,
@@ -279,6 +280,7 @@ async fn messages_from_strangers_are_refused_and_change_nothing() {
             cluster: 42,
             peers: vec![],
             groups: vec![],
+            ranges: vec![],
         })
         .await
         .unwrap_err();
@@ -384,7 +386,6 @@ async fn followers_serve_snapshot_reads_at_their_safe_time() {
                 .begin(TxnMode::ReadOnly(ReadTime::At(ts)))
                 .await
                 .unwrap();
-            let follower_read = txn.is_follower_read();
             let rows = txn
                 .scan(
                     KeyRange::all(),
@@ -394,6 +395,7 @@ async fn followers_serve_snapshot_reads_at_their_safe_time() {
                 )
                 .await
                 .unwrap();
+            let follower_read = txn.part_at(DATA_GROUP).unwrap().is_follower_read();
             (follower_read, rows)
         }
     };

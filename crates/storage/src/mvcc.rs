@@ -294,8 +294,9 @@ pub fn put_version(batch: &mut WriteBatch, key: &[u8], commit_ts: Timestamp, val
     batch.put(Space::Data, raw_key, encoded);
 }
 
-/// The range of versioned keys holding the versions of user keys in `range`.
-fn versioned_range(range: &KeyRange) -> KeyRange {
+/// The range of raw keys (in [`Space::Data`]) holding the versions of user
+/// keys in `range`.
+pub fn versioned_range(range: &KeyRange) -> KeyRange {
     let after = |key: &[u8]| {
         let mut k = escape(key);
         k.extend_from_slice(&AFTER_VERSIONS);

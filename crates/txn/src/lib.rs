@@ -17,11 +17,11 @@
 //!   and TrueTime commit wait, for one process (the embedded database) or,
 //!   through the [`Replication`] seam, for the leader of a Paxos group.
 //!
-//! Still to come in this crate: the two-phase commit state of participants
-//! and coordinators (prepare timestamps, outcomes, recovery of prepared
-//! transactions after failover, which re-acquires their locks through the
-//! lock table), and replica safe time,
-//! `t_safe = min(t_paxos_safe, min(prepare_ts) - 1)`.
+//! - [`two_phase`]: transactions spanning groups ([`DistEngine`] over
+//!   [`Groups`]): two-phase commit with commit wait, one wound-wait priority
+//!   everywhere, snapshot reads across groups; the participant's and
+//!   coordinator's side is in [`LocalEngine`] (prepare records, outcomes,
+//!   restoring prepared transactions at a new leader).
 //!
 //! Like `paxos` and `truetime`, this crate does no IO of its own (storage is an
 //! injected engine), never reads the system clock (time is an injected
@@ -29,15 +29,23 @@
 //! number generator.
 
 pub mod api;
+#[cfg(feature = "testing")]
+pub mod check;
 mod local;
 pub mod lock_table;
+mod range_map;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod two_phase;
 
 pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
 pub use local::{
-    CommitFuture, CommitWaitStats, LocalConfig, LocalEngine, LocalTxn, ManualSleeper, Replication,
-    Sleeper, Writes,
+    CommitFuture, CommitWaitStats, LocalConfig, LocalEngine, LocalTxn, ManualSleeper,
+    OutcomeFuture, PreparedInfo, Replication, Sleeper, Writes,
+};
+pub use range_map::RangeMap;
+pub use two_phase::{
+    DistEngine, DistTxn, GlobalTxnId, GroupTxn, Groups, Outcome, PrepareRecord, Vote,
 };
 
 pub use lock_table::{

@@ -528,6 +528,22 @@ impl LockTable {
         })
     }
 
+    /// The locks `txn` holds, in the order it took them (empty if unknown):
+    /// what a participant's prepare record carries, so that a new leader
+    /// can take them again.
+    pub fn held_by(&self, txn: TxnId) -> Vec<(LockTarget, LockMode)> {
+        self.txns.get(&txn).map_or_else(Vec::new, |state| {
+            state
+                .held
+                .iter()
+                .map(|&id| {
+                    let request = &self.requests[id];
+                    (request.span.to_target(), request.mode)
+                })
+                .collect()
+        })
+    }
+
     /// Every known transaction, sorted by id.
     pub fn txn_ids(&self) -> Vec<TxnId> {
         let mut ids: Vec<TxnId> = self.txns.keys().copied().collect();

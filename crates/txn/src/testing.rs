@@ -1,5 +1,6 @@
 //! Test support (feature `testing`): a [`LocalEngine`] over memory whose
-//! clock and sleeps are tokio's, for tests of the layers above.
+//! clock and sleeps are tokio's, and [`LocalGroups`], a sharded cluster of
+//! such engines, for tests of the layers above.
 //!
 //! Tokio's clock is the process's monotonic clock, or, in a runtime started
 //! with paused time (`#[tokio::test(start_paused = true)]`), a virtual clock
@@ -10,15 +11,20 @@
 //!
 //! Never used in production: the server has its own system clock and sleeper.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_storage::MemoryEngine;
-use meridian_truetime::{ClockReading, ClockSource, Timestamp, TrueTime};
+use meridian_error::{Error, Result};
+use meridian_storage::{Engine, KeyRange, MemoryEngine};
+use meridian_truetime::{ClockReading, ClockSource, Timestamp, TrueTime, TtInterval};
 
-use crate::{LocalConfig, LocalEngine, Sleeper};
+use crate::{
+    GlobalTxnId, Groups, LocalConfig, LocalEngine, LocalTxn, Outcome, RangeMap, Sleeper, TxnMode,
+};
 
 /// A clock reading tokio's (possibly paused) time, from a fixed start.
 #[derive(Debug)]
@@ -78,4 +84,80 @@ pub fn memory_engine(lock_timeout: Duration) -> LocalEngine<MemoryEngine> {
         },
     )
     .expect("a memory engine opens")
+}
+
+/// [`Groups`] over local engines sharing one TrueTime: a sharded cluster
+/// without replication or network, for tests of two-phase commit and of
+/// the layers above it. Transaction ids count up from 1 (deterministic).
+pub struct LocalGroups<E: Engine> {
+    /// The engine of each group.
+    engines: BTreeMap<u64, LocalEngine<E>>,
+    /// Which group holds which keys.
+    map: RangeMap,
+    /// The gateway's time.
+    tt: TrueTime,
+    /// The last transaction id handed out.
+    last_gid: AtomicU64,
+}
+
+impl<E: Engine + 'static> LocalGroups<E> {
+    /// Groups `engines` holding the ranges of `map`, with time from `tt`.
+    pub fn new(engines: BTreeMap<u64, LocalEngine<E>>, map: RangeMap, tt: TrueTime) -> Self {
+        LocalGroups {
+            engines,
+            map,
+            tt,
+            last_gid: AtomicU64::new(0),
+        }
+    }
+
+    /// The engine of `group`.
+    pub fn engine(&self, group: u64) -> Result<&LocalEngine<E>> {
+        self.engines
+            .get(&group)
+            .ok_or_else(|| Error::Internal(format!("no group {group}")))
+    }
+
+    /// Replaces the engine of `group` (a new leader).
+    pub fn set_engine(&mut self, group: u64, engine: LocalEngine<E>) {
+        self.engines.insert(group, engine);
+    }
+}
+
+impl<E: Engine + 'static> Groups for LocalGroups<E> {
+    type Txn = LocalTxn<E>;
+
+    fn group_of(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.map.group_of(key))
+    }
+
+    fn locate(&self, range: &KeyRange) -> Result<Vec<(u64, KeyRange)>> {
+        Ok(self.map.locate(range))
+    }
+
+    async fn begin(
+        &self,
+        group: u64,
+        mode: TxnMode,
+        start_ts: Timestamp,
+        _strong: bool,
+    ) -> Result<LocalTxn<E>> {
+        self.engine(group)?
+            .begin_with_priority(mode, Some(start_ts))
+            .await
+    }
+
+    async fn decide(&self, group: u64, gid: GlobalTxnId, outcome: Outcome) -> Result<()> {
+        self.engine(group)?.decide(gid, outcome).await
+    }
+
+    fn new_gid(&self) -> GlobalTxnId {
+        GlobalTxnId(u128::from(
+            self.last_gid.fetch_add(1, Ordering::Relaxed) + 1,
+        ))
+    }
+
+    fn now(&self) -> TtInterval {
+        self.tt.now()
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{codec, Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
+use meridian_storage::KeyRange;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::leader::LeaderReplication;
@@ -50,7 +51,7 @@ pub(super) struct Driver {
     last_proposal: Nanos,
     /// Commands applied since the last status was published, whose
     /// proposers are to be answered once it is.
-    applied_ids: Vec<u64>,
+    applied_ids: Vec<(u64, Result<()>)>,
 }
 
 impl Driver {
@@ -58,6 +59,7 @@ impl Driver {
     pub(super) fn open(
         env: GroupEnv,
         group: u64,
+        spans: Vec<KeyRange>,
         start: Start,
         inputs: mpsc::Receiver<Input>,
         proposals: mpsc::WeakSender<Input>,
@@ -65,7 +67,7 @@ impl Driver {
     ) -> Result<(Driver, watch::Receiver<GroupStatus>)> {
         let cfg = env.options.paxos_config(env.node, env.cluster, group);
         let store = PaxosStore::new(env.storage.clone(), group);
-        let mut state = GroupState::load(env.storage.clone(), group)?;
+        let mut state = GroupState::load(env.storage.clone(), group, spans)?;
         let now = env.clock.now();
         let replica = match start {
             Start::Bootstrap(membership) => Replica::bootstrap(cfg, membership, now)?,
@@ -90,7 +92,7 @@ impl Driver {
             applied: state.applied(),
             voters: replica.membership().voters.iter().copied().collect(),
             lease: None,
-            safe_ts: state.max_ts(),
+            safe_ts: state.safe_ts(),
             serving: false,
             failed: None,
         });
@@ -149,9 +151,9 @@ impl Driver {
             }
             self.publish();
             // Proposers hear of their commit only once the status shows it.
-            for id in std::mem::take(&mut self.applied_ids) {
+            for (id, result) in std::mem::take(&mut self.applied_ids) {
                 if let Some(reply) = self.waiters.remove(&id) {
-                    let _ = reply.send(Ok(()));
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -281,7 +283,7 @@ impl Driver {
             applied: self.state.applied(),
             voters: self.replica.membership().voters.iter().copied().collect(),
             lease,
-            safe_ts: self.state.max_ts(),
+            safe_ts: self.state.safe_ts(),
             serving,
             failed: None,
         };
@@ -319,6 +321,21 @@ impl Driver {
             Arc::new(replication),
             self.state.max_ts(),
         );
+        // Transactions prepared under earlier leaders keep their locks.
+        let restored = self.state.prepared_records().and_then(|records| {
+            records
+                .iter()
+                .try_for_each(|entry| engine.restore_prepared(entry.to_record()))
+        });
+        if let Err(err) = restored {
+            tracing::error!(
+                node = self.env.node,
+                group = self.group,
+                %err,
+                "cannot restore the prepared transactions: not serving"
+            );
+            return;
+        }
         tracing::info!(
             node = self.env.node,
             group = self.group,
@@ -332,9 +349,9 @@ impl Driver {
     /// Stops the replica after a failure: nobody may use it any more.
     fn stop(&mut self, err: Error) {
         *self.leader.write().expect("leader slot poisoned") = None;
-        for id in std::mem::take(&mut self.applied_ids) {
+        for (id, result) in std::mem::take(&mut self.applied_ids) {
             if let Some(reply) = self.waiters.remove(&id) {
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(result);
             }
         }
         for (_, reply) in self.waiters.drain() {

@@ -23,16 +23,24 @@
 //! follower, which answers the waiter too. If nothing is learned within
 //! `commit_timeout`, the outcome is unknown: [`Error::AmbiguousCommit`],
 //! never a silent retry.
+//!
+//! **Two-phase commit.** Prepare records, outcomes at a participant, the
+//! coordinator's commit and resolutions are log commands like a commit
+//! ([`Command`]); a resolution's answer is the outcome the state machine
+//! recorded, read from the node's store once the command is applied here.
 
 use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::Ballot;
 use meridian_truetime::{Timestamp, TrueTime};
-use meridian_txn::{CommitFuture, Replication, TxnId, Writes};
+use meridian_txn::{
+    CommitFuture, GlobalTxnId, Outcome, OutcomeFuture, PrepareRecord, Replication, TxnId, Writes,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Command, GroupEnv, GroupStatus, Input, MonoClock};
+use super::state::{self, PreparedEntry};
+use super::{Command, GroupEnv, GroupStatus, Input, MonoClock, Storage};
 
 /// The [`Replication`] of one leadership of a group.
 pub struct LeaderReplication {
@@ -52,6 +60,8 @@ pub struct LeaderReplication {
     max_drift_ppm: u64,
     /// How long a commit may wait for its entry to be applied.
     commit_timeout: Duration,
+    /// The node's store (where applied outcomes are read).
+    storage: Storage,
 }
 
 impl LeaderReplication {
@@ -72,6 +82,7 @@ impl LeaderReplication {
             tt: env.tt.clone(),
             max_drift_ppm: env.options.max_drift_ppm,
             commit_timeout: env.options.commit_timeout,
+            storage: env.storage.clone(),
         }
     }
 
@@ -103,15 +114,65 @@ impl Replication for LeaderReplication {
         }
     }
 
-    fn commit(&self, _txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture {
+    fn commit(
+        &self,
+        _txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+        decides: Option<GlobalTxnId>,
+    ) -> CommitFuture {
+        let writes = writes.into_iter().collect();
+        let command = match decides {
+            None => Command::Commit { ts: s, writes },
+            Some(gid) => Command::CoordinatorCommit {
+                gid: gid.0,
+                ts: s,
+                writes,
+            },
+        };
+        self.propose(command, format!("the commit record at {s}"))
+    }
+
+    fn prepare(&self, record: PrepareRecord) -> CommitFuture {
+        let what = format!("the prepare record of {}", record.gid);
+        self.propose(Command::Prepare(PreparedEntry::from(&record)), what)
+    }
+
+    fn decide(&self, record: &PrepareRecord, outcome: Outcome) -> CommitFuture {
+        let command = Command::Decide {
+            gid: record.gid.0,
+            commit_ts: match outcome {
+                Outcome::Committed(s) => Some(s),
+                Outcome::Aborted => None,
+            },
+        };
+        self.propose(command, format!("the outcome of {}", record.gid))
+    }
+
+    fn resolve(&self, gid: GlobalTxnId) -> OutcomeFuture {
+        let logged = self.propose(
+            Command::Resolve { gid: gid.0 },
+            format!("the resolution of {gid}"),
+        );
+        let (storage, group) = (self.storage.clone(), self.group);
+        Box::pin(async move {
+            logged.await?;
+            // Applied here: the record is in the node's store.
+            state::read_outcome(&storage, group, gid)?.ok_or_else(|| {
+                Error::Internal(format!(
+                    "group {group}: no outcome of {gid} after resolving it"
+                ))
+            })
+        })
+    }
+}
+
+impl LeaderReplication {
+    /// Queues `command` for the log at once (the engine calls in timestamp
+    /// order, and the log keeps it) and answers once it is applied here.
+    fn propose(&self, command: Command, what: String) -> CommitFuture {
         let group = self.group;
-        let data = Command::Commit {
-            ts: s,
-            writes: writes.into_iter().collect(),
-        }
-        .encode();
-        // Queued now, in the order the engine issues timestamps: the log
-        // then holds commit records in timestamp order.
+        let data = command.encode();
         let (reply, outcome) = oneshot::channel();
         let queued = match self.proposals.upgrade() {
             Some(proposals) => proposals
@@ -134,10 +195,10 @@ impl Replication for LeaderReplication {
             match tokio::time::timeout(timeout, outcome).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(Error::AmbiguousCommit(format!(
-                    "group {group}: the replica stopped while the commit record at {s} was in flight"
+                    "group {group}: the replica stopped while {what} was in flight"
                 ))),
                 Err(_) => Err(Error::AmbiguousCommit(format!(
-                    "group {group}: the commit record at {s} was not applied within {timeout:?} \
+                    "group {group}: {what} was not applied within {timeout:?} \
                      (leadership may have changed)"
                 ))),
             }

@@ -49,9 +49,16 @@
 //! `safe_time_interval`, so that followers' safe time follows the clock and
 //! they can serve snapshot reads (`route`).
 //!
+//! # Two-phase commit
+//!
+//! A new leader's engine takes over the transactions prepared under
+//! earlier leaders from their prepare records in the state machine (their
+//! locks, and their prepare timestamps holding reads back) before it
+//! serves anything. A follower's safe time is `min(max applied, min(p) -
+//! 1)` over the prepared transactions it applied (`state`).
+//!
 //! Left out: leader transfer, snapshot streaming (a snapshot is one message
-//! held in memory), and more than one group per node's data keyspace
-//! (sharding).
+//! held in memory).
 
 mod driver;
 pub mod leader;
@@ -62,7 +69,7 @@ use std::time::{Duration, Instant};
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
-use meridian_storage::{Engine, Mvcc};
+use meridian_storage::{Engine, KeyRange, Mvcc};
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -239,7 +246,8 @@ pub struct GroupStatus {
     pub lease: Option<Lease>,
     /// The replica's safe time: every commit at or below it is applied
     /// here, and none will come (the largest commit or safe-time timestamp
-    /// applied; the log holds them in timestamp order).
+    /// applied, the log holding them in timestamp order, but below every
+    /// undecided prepare timestamp).
     pub safe_ts: Timestamp,
     /// Whether the replica serves transactions (leader, lease, caught up).
     pub serving: bool,
@@ -294,12 +302,14 @@ const INPUT_QUEUE: usize = 8192;
 impl Group {
     /// Starts the replica of `group` on this node (must be called inside a
     /// tokio runtime).
-    pub fn start(env: GroupEnv, group: u64, start: Start) -> Result<Group> {
+    /// `spans` are the key ranges the group owns.
+    pub fn start(env: GroupEnv, group: u64, spans: Vec<KeyRange>, start: Start) -> Result<Group> {
         let (inputs, receiver) = mpsc::channel(INPUT_QUEUE);
         let leader = Arc::new(RwLock::new(None));
         let (driver, status) = driver::Driver::open(
             env,
             group,
+            spans,
             start,
             receiver,
             inputs.downgrade(),

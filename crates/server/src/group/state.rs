@@ -3,28 +3,56 @@
 //!
 //! Commands are [`Command`]s encoded with postcard. Applying a run of
 //! committed entries is **one** write batch holding every version they
-//! create and the new applied record (`/<group>/applied` in
-//! [`Space::Meta`]: the last applied slot and the largest commit timestamp
-//! applied), so after a crash the applied index names exactly the entries
-//! whose effects are in the store, and the driver re-applies the ones after
-//! it from the log. The batch is not synced: the log entries it comes from
-//! are durable already, and the next synced write of the node (any Paxos
-//! persist) makes it durable too, since RocksDB has one write-ahead log.
+//! create, the two-phase commit records they change and the new applied
+//! record (`/<group>/applied` in [`Space::Meta`]: the last applied slot and
+//! the largest timestamp applied), so after a crash the applied index names
+//! exactly the entries whose effects are in the store, and the driver
+//! re-applies the ones after it from the log. The batch is not synced: the
+//! log entries it comes from are durable already, and the next synced write
+//! of the node (any Paxos persist) makes it durable too, since RocksDB has
+//! one write-ahead log.
 //!
-//! A snapshot ([`GroupState::dump`]) is every stored version of the group's
-//! data with the applied record; installing one replaces the group's data.
-//! The group owns the whole data keyspace of its node for now: ranges and
-//! many groups per node arrive with sharding.
+//! # Two-phase commit records
+//!
+//! A participant's [`Command::Prepare`] stores its prepare record at
+//! `/<group>/prepared/<gid>` until [`Command::Decide`] applies the outcome
+//! (the writes at the commit timestamp, or nothing) and removes it. A
+//! coordinator's [`Command::CoordinatorCommit`] applies its writes and
+//! stores the outcome at `/<group>/outcome/<gid>`, unless a
+//! [`Command::Resolve`] stored an abort first: whichever comes first in the
+//! log wins, on every replica alike. Outcomes are kept (participants may ask
+//! again after any delay); removing them once every participant has applied
+//! its outcome is left out.
+//!
+//! # Safe time
+//!
+//! Commit records reach the log in timestamp order (each leader issues
+//! increasing timestamps, and every later leader larger ones), so the
+//! largest timestamp applied is a safe time, except that a prepared
+//! transaction may still commit at its prepare timestamp `p` or above:
+//! `t_safe = min(max applied, min(p) - 1)` (Spanner §4.1.3).
+//!
+//! # Spans
+//!
+//! The node's replicas share its data keyspace; each group owns the key
+//! ranges the placement gives it. A snapshot ([`GroupState::dump`]) holds
+//! every stored version in the group's ranges with its records; installing
+//! one replaces exactly those.
 //!
 //! An entry that fails to decode is [`Error::Corruption`]: the driver stops
-//! the replica rather than skip it (replicas must never diverge).
+//! the replica rather than skip it (replicas must never diverge). A command
+//! whose effect is refused deterministically (a coordinator commit after an
+//! abort) is answered with its error, the same on every replica.
+
+use std::collections::BTreeMap;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{Entry, Slot, Snapshot, Value};
 use meridian_storage::{
-    put_version, Durability, Engine, KeyRange, ScanDirection, Space, WriteBatch,
+    put_version, versioned_range, Durability, Engine, KeyRange, ScanDirection, Space, WriteBatch,
 };
 use meridian_truetime::Timestamp;
+use meridian_txn::{GlobalTxnId, LockMode, LockTarget, Outcome, PrepareRecord};
 use serde::{Deserialize, Serialize};
 
 /// A command of a group's replicated log.
@@ -38,6 +66,127 @@ pub enum Command {
         /// The writes, in key order.
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     },
+    /// A participant's prepare record (two-phase commit, phase one).
+    Prepare(PreparedEntry),
+    /// The outcome of a transaction prepared here: `Some(s)` commits its
+    /// writes at `s`, `None` aborts it.
+    Decide {
+        /// The transaction.
+        gid: u128,
+        /// Its commit timestamp, if it committed.
+        commit_ts: Option<Timestamp>,
+    },
+    /// The coordinator's commit record: its own writes at `ts`, and the
+    /// outcome of the transaction (unless an abort was recorded first).
+    CoordinatorCommit {
+        /// The transaction.
+        gid: u128,
+        /// The commit timestamp.
+        ts: Timestamp,
+        /// The coordinator group's writes.
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    },
+    /// At the coordinator: records an abort of `gid` unless it is decided.
+    Resolve {
+        /// The transaction.
+        gid: u128,
+    },
+}
+
+/// A prepare record as the log holds it (a [`PrepareRecord`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedEntry {
+    /// The transaction.
+    pub gid: u128,
+    /// Its coordinator group.
+    pub coordinator: u64,
+    /// Its wound-wait priority.
+    pub start_ts: Timestamp,
+    /// Its prepare timestamp.
+    pub prepare_ts: Timestamp,
+    /// Its writes here.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Its locks here.
+    pub locks: Vec<LoggedLock>,
+}
+
+/// A lock of a prepared transaction, as its prepare record holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedLock {
+    /// The key locked, or the start of the range locked.
+    pub start: Vec<u8>,
+    /// `None` for a key; for a range `[start, end)`, its end (`Some(None)`:
+    /// to the end of the keyspace).
+    pub end: Option<Option<Vec<u8>>>,
+    /// Exclusive, or shared.
+    pub exclusive: bool,
+}
+
+impl From<&PrepareRecord> for PreparedEntry {
+    fn from(record: &PrepareRecord) -> Self {
+        PreparedEntry {
+            gid: record.gid.0,
+            coordinator: record.coordinator,
+            start_ts: record.start_ts,
+            prepare_ts: record.prepare_ts,
+            writes: record
+                .writes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            locks: record
+                .locks
+                .iter()
+                .map(|(target, mode)| {
+                    let exclusive = *mode == LockMode::Exclusive;
+                    match target {
+                        LockTarget::Key(key) => LoggedLock {
+                            start: key.clone(),
+                            end: None,
+                            exclusive,
+                        },
+                        LockTarget::Range(range) => LoggedLock {
+                            start: range.start.clone(),
+                            end: Some(range.end.clone()),
+                            exclusive,
+                        },
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl PreparedEntry {
+    /// The record a leader's engine restores.
+    pub fn to_record(&self) -> PrepareRecord {
+        PrepareRecord {
+            gid: GlobalTxnId(self.gid),
+            coordinator: self.coordinator,
+            start_ts: self.start_ts,
+            prepare_ts: self.prepare_ts,
+            writes: self.writes.iter().cloned().collect(),
+            locks: self
+                .locks
+                .iter()
+                .map(|lock| {
+                    let target = match &lock.end {
+                        None => LockTarget::Key(lock.start.clone()),
+                        Some(end) => LockTarget::Range(meridian_txn::KeyRange {
+                            start: lock.start.clone(),
+                            end: end.clone(),
+                        }),
+                    };
+                    let mode = if lock.exclusive {
+                        LockMode::Exclusive
+                    } else {
+                        LockMode::Shared
+                    };
+                    (target, mode)
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Command {
@@ -56,11 +205,17 @@ impl Command {
 /// What a snapshot of the state machine holds.
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotData {
-    /// The largest commit timestamp applied.
+    /// The largest timestamp applied.
     max_ts: Timestamp,
-    /// Every stored version, as raw keys and values of [`Space::Data`].
+    /// Every stored version in the group's ranges, as raw keys and values
+    /// of [`Space::Data`].
     versions: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The group's two-phase commit records, as raw [`Space::Meta`] pairs.
+    records: Vec<(Vec<u8>, Vec<u8>)>,
 }
+
+/// The outcome of each command applied, by proposal id.
+pub type Applied = Vec<(u64, Result<()>)>;
 
 /// The group's state machine on one node.
 #[derive(Debug)]
@@ -69,26 +224,39 @@ pub struct GroupState<E: Engine> {
     engine: E,
     /// The group.
     group: u64,
+    /// The key ranges the group owns.
+    spans: Vec<KeyRange>,
     /// The last slot applied.
     applied: Slot,
-    /// The largest commit timestamp applied.
+    /// The largest commit, prepare or safe-time timestamp applied.
     max_ts: Timestamp,
+    /// Transactions prepared here, undecided: their prepare timestamps.
+    prepared: BTreeMap<u128, Timestamp>,
 }
 
 impl<E: Engine> GroupState<E> {
-    /// Loads the state machine's applied record (slot 0 for a new group).
-    pub fn load(engine: E, group: u64) -> Result<Self> {
+    /// Loads the state machine of `group`, owning `spans`, from its applied
+    /// record (slot 0 for a new group) and prepare records.
+    pub fn load(engine: E, group: u64, spans: Vec<KeyRange>) -> Result<Self> {
         let (applied, max_ts) = match engine.get(Space::Meta, &applied_key(group))? {
             None => (0, Timestamp::MIN),
             Some(bytes) => postcard::from_bytes::<(Slot, Timestamp)>(&bytes)
                 .map_err(|e| Error::Corruption(format!("group {group}: applied record: {e}")))?,
         };
-        Ok(GroupState {
+        let mut state = GroupState {
             engine,
             group,
+            spans,
             applied,
             max_ts,
-        })
+            prepared: BTreeMap::new(),
+        };
+        state.prepared = state
+            .prepared_records()?
+            .into_iter()
+            .map(|entry| (entry.gid, entry.prepare_ts))
+            .collect();
+        Ok(state)
     }
 
     /// The last slot applied.
@@ -96,20 +264,51 @@ impl<E: Engine> GroupState<E> {
         self.applied
     }
 
-    /// The largest commit timestamp applied: a new leader issues timestamps
-    /// above it.
+    /// The largest timestamp applied (commits, prepares, safe-time
+    /// markers): a new leader issues timestamps above it.
     pub fn max_ts(&self) -> Timestamp {
         self.max_ts
     }
 
+    /// The replica's safe time: `min(max applied, min(prepare ts) - 1)`.
+    pub fn safe_ts(&self) -> Timestamp {
+        match self.prepared.values().min() {
+            Some(&p) => self.max_ts.min(p.prev()),
+            None => self.max_ts,
+        }
+    }
+
+    /// The transactions prepared here and not decided, from their stored
+    /// records.
+    pub fn prepared_records(&self) -> Result<Vec<PreparedEntry>> {
+        let prefix = record_prefix(self.group, PREPARED);
+        self.engine
+            .scan(
+                Space::Meta,
+                &KeyRange::prefix(&prefix),
+                ScanDirection::Forward,
+            )
+            .map(|item| {
+                let (_, bytes) = item?;
+                postcard::from_bytes(&bytes).map_err(|e| {
+                    Error::Corruption(format!("group {}: prepare record: {e}", self.group))
+                })
+            })
+            .collect()
+    }
+
     /// Applies committed entries, in slot order, as one batch. Returns the
-    /// ids of the commands applied (their proposers are waiting). Entries at
-    /// or below the applied index are skipped (a restart may deliver them
-    /// again).
-    pub fn apply(&mut self, entries: &[Entry]) -> Result<Vec<u64>> {
+    /// ids of the commands applied (their proposers are waiting) with each
+    /// one's outcome. Entries at or below the applied index are skipped (a
+    /// restart may deliver them again).
+    pub fn apply(&mut self, entries: &[Entry]) -> Result<Applied> {
         let mut batch = WriteBatch::new();
-        let mut ids = Vec::new();
+        let mut results = Vec::new();
         let (mut applied, mut max_ts) = (self.applied, self.max_ts);
+        // Changes to the prepare and outcome records within this batch.
+        let mut prepared = self.prepared.clone();
+        let mut outcomes: BTreeMap<u128, Option<Timestamp>> = BTreeMap::new();
+        let mut new_records: BTreeMap<u128, PreparedEntry> = BTreeMap::new();
         for entry in entries.iter().filter(|e| e.slot > self.applied) {
             if entry.slot != applied + 1 {
                 return Err(Error::Internal(format!(
@@ -118,19 +317,82 @@ impl<E: Engine> GroupState<E> {
                 )));
             }
             if let Value::Command { id, data } = &entry.value {
-                let Command::Commit { ts, writes } = Command::decode(data).map_err(|e| {
+                let command = Command::decode(data).map_err(|e| {
                     Error::Corruption(format!("group {} slot {}: {e}", self.group, entry.slot))
                 })?;
-                for (key, value) in &writes {
-                    put_version(&mut batch, key, ts, value.as_deref());
-                }
-                max_ts = max_ts.max(ts);
-                ids.push(*id);
+                let result = match command {
+                    Command::Commit { ts, writes } => {
+                        put_versions(&mut batch, ts, &writes);
+                        max_ts = max_ts.max(ts);
+                        Ok(())
+                    }
+                    Command::Prepare(entry) => {
+                        max_ts = max_ts.max(entry.prepare_ts);
+                        prepared.insert(entry.gid, entry.prepare_ts);
+                        batch.put(
+                            Space::Meta,
+                            record_key(self.group, PREPARED, entry.gid),
+                            postcard::to_allocvec(&entry).expect("records always encode"),
+                        );
+                        new_records.insert(entry.gid, entry);
+                        Ok(())
+                    }
+                    Command::Decide { gid, commit_ts } => {
+                        if prepared.remove(&gid).is_some() {
+                            let key = record_key(self.group, PREPARED, gid);
+                            if let Some(ts) = commit_ts {
+                                let entry = match new_records.remove(&gid) {
+                                    Some(entry) => entry,
+                                    None => self.stored_record(&key)?,
+                                };
+                                put_versions(&mut batch, ts, &entry.writes);
+                                max_ts = max_ts.max(ts);
+                            }
+                            batch.delete(Space::Meta, key);
+                        }
+                        Ok(())
+                    }
+                    Command::CoordinatorCommit { gid, ts, writes } => {
+                        match self.outcome_in(&outcomes, gid)? {
+                            Some(None) => Err(Error::Aborted(format!(
+                                "transaction {} was aborted by a participant's resolution",
+                                GlobalTxnId(gid)
+                            ))),
+                            Some(Some(decided)) if decided != ts => Err(Error::Internal(format!(
+                                "transaction {} was already committed at {decided}",
+                                GlobalTxnId(gid)
+                            ))),
+                            _ => {
+                                put_versions(&mut batch, ts, &writes);
+                                max_ts = max_ts.max(ts);
+                                outcomes.insert(gid, Some(ts));
+                                batch.put(
+                                    Space::Meta,
+                                    record_key(self.group, OUTCOME, gid),
+                                    encode_outcome(Some(ts)),
+                                );
+                                Ok(())
+                            }
+                        }
+                    }
+                    Command::Resolve { gid } => {
+                        if self.outcome_in(&outcomes, gid)?.is_none() {
+                            outcomes.insert(gid, None);
+                            batch.put(
+                                Space::Meta,
+                                record_key(self.group, OUTCOME, gid),
+                                encode_outcome(None),
+                            );
+                        }
+                        Ok(())
+                    }
+                };
+                results.push((*id, result));
             }
             applied = entry.slot;
         }
         if applied == self.applied {
-            return Ok(ids);
+            return Ok(results);
         }
         batch.put(
             Space::Meta,
@@ -140,20 +402,65 @@ impl<E: Engine> GroupState<E> {
         self.engine.write(batch, Durability::Buffered)?;
         self.applied = applied;
         self.max_ts = max_ts;
-        Ok(ids)
+        self.prepared = prepared;
+        Ok(results)
+    }
+
+    /// A stored prepare record.
+    fn stored_record(&self, key: &[u8]) -> Result<PreparedEntry> {
+        let bytes = self.engine.get(Space::Meta, key)?.ok_or_else(|| {
+            Error::Internal(format!("group {}: a prepare record is missing", self.group))
+        })?;
+        postcard::from_bytes(&bytes)
+            .map_err(|e| Error::Corruption(format!("group {}: prepare record: {e}", self.group)))
+    }
+
+    /// The outcome of `gid` recorded here (`Some(None)`: aborted), with
+    /// the batch's own changes.
+    fn outcome_in(
+        &self,
+        pending: &BTreeMap<u128, Option<Timestamp>>,
+        gid: u128,
+    ) -> Result<Option<Option<Timestamp>>> {
+        match pending.get(&gid) {
+            Some(outcome) => Ok(Some(*outcome)),
+            None => read_outcome(&self.engine, self.group, GlobalTxnId(gid)).map(|o| {
+                o.map(|o| match o {
+                    Outcome::Committed(ts) => Some(ts),
+                    Outcome::Aborted => None,
+                })
+            }),
+        }
     }
 
     /// A snapshot of the state machine's data (for [`Replica::compact`]).
     ///
     /// [`Replica::compact`]: meridian_paxos::Replica::compact
     pub fn dump(&self) -> Result<Vec<u8>> {
-        let versions = self
-            .engine
-            .scan(Space::Data, &KeyRange::all(), ScanDirection::Forward)
-            .collect::<Result<Vec<_>>>()?;
+        let mut versions = Vec::new();
+        for span in &self.spans {
+            for item in
+                self.engine
+                    .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
+            {
+                versions.push(item?);
+            }
+        }
+        let mut records = Vec::new();
+        for kind in [PREPARED, OUTCOME] {
+            let prefix = record_prefix(self.group, kind);
+            for item in self.engine.scan(
+                Space::Meta,
+                &KeyRange::prefix(&prefix),
+                ScanDirection::Forward,
+            ) {
+                records.push(item?);
+            }
+        }
         let data = SnapshotData {
             max_ts: self.max_ts,
             versions,
+            records,
         };
         Ok(postcard::to_allocvec(&data).expect("snapshots always encode"))
     }
@@ -169,6 +476,7 @@ impl<E: Engine> GroupState<E> {
             SnapshotData {
                 max_ts: self.max_ts,
                 versions: Vec::new(),
+                records: Vec::new(),
             }
         } else {
             postcard::from_bytes(&snapshot.data).map_err(|e| {
@@ -179,15 +487,38 @@ impl<E: Engine> GroupState<E> {
             })?
         };
         let mut batch = WriteBatch::new();
-        for item in self
-            .engine
-            .scan(Space::Data, &KeyRange::all(), ScanDirection::Forward)
-        {
-            let (key, _) = item?;
-            batch.delete(Space::Data, key);
+        for span in &self.spans {
+            for item in
+                self.engine
+                    .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
+            {
+                let (key, _) = item?;
+                batch.delete(Space::Data, key);
+            }
+        }
+        for kind in [PREPARED, OUTCOME] {
+            let prefix = record_prefix(self.group, kind);
+            for item in self.engine.scan(
+                Space::Meta,
+                &KeyRange::prefix(&prefix),
+                ScanDirection::Forward,
+            ) {
+                let (key, _) = item?;
+                batch.delete(Space::Meta, key);
+            }
         }
         for (key, value) in data.versions {
             batch.put(Space::Data, key, value);
+        }
+        let mut prepared = BTreeMap::new();
+        for (key, value) in data.records {
+            if key.starts_with(&record_prefix(self.group, PREPARED)) {
+                let entry: PreparedEntry = postcard::from_bytes(&value).map_err(|e| {
+                    Error::Corruption(format!("group {}: prepare record: {e}", self.group))
+                })?;
+                prepared.insert(entry.gid, entry.prepare_ts);
+            }
+            batch.put(Space::Meta, key, value);
         }
         batch.put(
             Space::Meta,
@@ -197,7 +528,33 @@ impl<E: Engine> GroupState<E> {
         self.engine.write(batch, Durability::Sync)?;
         self.applied = snapshot.index;
         self.max_ts = data.max_ts;
+        self.prepared = prepared;
         Ok(())
+    }
+}
+
+/// The outcome of `gid` as the coordinator `group` recorded it in
+/// `engine`, if it did.
+pub fn read_outcome<E: Engine>(
+    engine: &E,
+    group: u64,
+    gid: GlobalTxnId,
+) -> Result<Option<Outcome>> {
+    let Some(bytes) = engine.get(Space::Meta, &record_key(group, OUTCOME, gid.0))? else {
+        return Ok(None);
+    };
+    let outcome: Option<Timestamp> = postcard::from_bytes(&bytes)
+        .map_err(|e| Error::Corruption(format!("group {group}: outcome of {gid}: {e}")))?;
+    Ok(Some(match outcome {
+        Some(ts) => Outcome::Committed(ts),
+        None => Outcome::Aborted,
+    }))
+}
+
+/// Writes `writes` as versions at `ts`.
+fn put_versions(batch: &mut WriteBatch, ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    for (key, value) in writes {
+        put_version(batch, key, ts, value.as_deref());
     }
 }
 
@@ -210,6 +567,31 @@ fn applied_key(group: u64) -> Vec<u8> {
     key
 }
 
+/// The kind of prepare records.
+const PREPARED: &[u8] = b"/prepared/";
+/// The kind of outcome records.
+const OUTCOME: &[u8] = b"/outcome/";
+
+/// `/<group BE><kind>` in [`Space::Meta`].
+fn record_prefix(group: u64, kind: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + kind.len() + 16);
+    key.push(b'/');
+    key.extend_from_slice(&group.to_be_bytes());
+    key.extend_from_slice(kind);
+    key
+}
+
+/// `/<group BE><kind><gid BE>` in [`Space::Meta`].
+fn record_key(group: u64, kind: &[u8], gid: u128) -> Vec<u8> {
+    let mut key = record_prefix(group, kind);
+    key.extend_from_slice(&gid.to_be_bytes());
+    key
+}
+
+fn encode_outcome(commit_ts: Option<Timestamp>) -> Vec<u8> {
+    postcard::to_allocvec(&commit_ts).expect("outcomes always encode")
+}
+
 fn encode_applied(applied: Slot, max_ts: Timestamp) -> Vec<u8> {
     postcard::to_allocvec(&(applied, max_ts)).expect("applied records always encode")
 }
@@ -220,6 +602,21 @@ mod tests {
     use meridian_paxos::{Ballot, Membership};
     use meridian_storage::{MemoryEngine, Mvcc};
     use std::sync::Arc;
+
+    fn all() -> Vec<KeyRange> {
+        vec![KeyRange::all()]
+    }
+
+    fn entry(slot: Slot, id: u64, command: Command) -> Entry {
+        Entry {
+            slot,
+            ballot: Ballot::new(1, 1),
+            value: Value::Command {
+                id,
+                data: command.encode(),
+            },
+        }
+    }
 
     fn commit(slot: Slot, id: u64, ts: u64, writes: &[(&str, Option<&str>)]) -> Entry {
         let writes = writes
@@ -243,7 +640,7 @@ mod tests {
     #[test]
     fn applies_commits_as_versions_and_remembers_where_it_stopped() {
         let engine = Arc::new(MemoryEngine::new());
-        let mut state = GroupState::load(engine.clone(), 7).unwrap();
+        let mut state = GroupState::load(engine.clone(), 7, all()).unwrap();
         let noop = Entry {
             slot: 2,
             ballot: Ballot::new(1, 1),
@@ -256,6 +653,10 @@ mod tests {
                 commit(3, 12, 200, &[("a", None), ("b", Some("2"))]),
             ])
             .unwrap();
+        let ids: Vec<u64> = ids
+            .into_iter()
+            .map(|(id, r)| r.map(|()| id).unwrap())
+            .collect();
         assert_eq!(ids, vec![11, 12]);
         assert_eq!(
             (state.applied(), state.max_ts()),
@@ -270,14 +671,14 @@ mod tests {
             Some(b"1".to_vec())
         );
         assert_eq!(mvcc.get(b"a", Timestamp::MAX).unwrap(), None);
-        let reloaded = GroupState::load(engine, 7).unwrap();
+        let reloaded = GroupState::load(engine, 7, all()).unwrap();
         assert_eq!(reloaded.applied(), 3);
         assert_eq!(reloaded.max_ts(), Timestamp::from_nanos(200));
     }
 
     #[test]
     fn a_gap_or_a_damaged_command_stops_the_state_machine() {
-        let mut state = GroupState::load(Arc::new(MemoryEngine::new()), 1).unwrap();
+        let mut state = GroupState::load(Arc::new(MemoryEngine::new()), 1, all()).unwrap();
         let err = state.apply(&[commit(2, 1, 1, &[])]).unwrap_err();
         assert!(matches!(err, Error::Internal(_)), "{err}");
         let damaged = Entry {
@@ -296,7 +697,7 @@ mod tests {
     #[test]
     fn a_snapshot_replaces_the_data_of_another_replica() {
         let source = Arc::new(MemoryEngine::new());
-        let mut leader = GroupState::load(source.clone(), 1).unwrap();
+        let mut leader = GroupState::load(source.clone(), 1, all()).unwrap();
         leader
             .apply(&[commit(1, 1, 10, &[("x", Some("new"))])])
             .unwrap();
@@ -308,7 +709,7 @@ mod tests {
         };
 
         let target = Arc::new(MemoryEngine::new());
-        let mut lagging = GroupState::load(target.clone(), 1).unwrap();
+        let mut lagging = GroupState::load(target.clone(), 1, all()).unwrap();
         // Stale data the snapshot must remove.
         Mvcc::new(target.clone())
             .unwrap()
@@ -329,5 +730,144 @@ mod tests {
             Some(b"new".to_vec())
         );
         assert_eq!(mvcc.get(b"stale", Timestamp::MAX).unwrap(), None);
+    }
+
+    #[test]
+    fn a_prepared_transaction_holds_safe_time_below_it_until_decided() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut state = GroupState::load(engine.clone(), 2, all()).unwrap();
+        let prepared = PreparedEntry {
+            gid: 5,
+            coordinator: 1,
+            start_ts: Timestamp::from_nanos(90),
+            prepare_ts: Timestamp::from_nanos(100),
+            writes: vec![(b"p".to_vec(), Some(b"1".to_vec()))],
+            locks: vec![LoggedLock {
+                start: b"p".to_vec(),
+                end: None,
+                exclusive: true,
+            }],
+        };
+        state
+            .apply(&[
+                entry(1, 1, Command::Prepare(prepared.clone())),
+                commit(2, 2, 150, &[("q", Some("2"))]),
+            ])
+            .unwrap();
+        assert_eq!(state.max_ts(), Timestamp::from_nanos(150));
+        assert_eq!(state.safe_ts(), Timestamp::from_nanos(99));
+        // A restart finds the record again.
+        let reloaded = GroupState::load(engine.clone(), 2, all()).unwrap();
+        assert_eq!(reloaded.safe_ts(), Timestamp::from_nanos(99));
+        assert_eq!(reloaded.prepared_records().unwrap(), vec![prepared.clone()]);
+        assert_eq!(
+            prepared.to_record().locks,
+            vec![(LockTarget::Key(b"p".to_vec()), LockMode::Exclusive)]
+        );
+
+        state
+            .apply(&[entry(
+                3,
+                3,
+                Command::Decide {
+                    gid: 5,
+                    commit_ts: Some(Timestamp::from_nanos(120)),
+                },
+            )])
+            .unwrap();
+        assert_eq!(state.safe_ts(), Timestamp::from_nanos(150));
+        assert!(state.prepared_records().unwrap().is_empty());
+        let mvcc = Mvcc::new(engine).unwrap();
+        assert_eq!(
+            mvcc.get(b"p", Timestamp::from_nanos(120)).unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(mvcc.get(b"p", Timestamp::from_nanos(119)).unwrap(), None);
+    }
+
+    #[test]
+    fn the_first_of_a_coordinator_commit_and_a_resolution_wins() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut state = GroupState::load(engine.clone(), 1, all()).unwrap();
+        let coordinator_commit = |slot, id, gid| {
+            entry(
+                slot,
+                id,
+                Command::CoordinatorCommit {
+                    gid,
+                    ts: Timestamp::from_nanos(50),
+                    writes: vec![(b"c".to_vec(), Some(vec![gid as u8]))],
+                },
+            )
+        };
+        let results = state
+            .apply(&[
+                entry(1, 1, Command::Resolve { gid: 7 }),
+                coordinator_commit(2, 2, 7),
+                coordinator_commit(3, 3, 8),
+                entry(4, 4, Command::Resolve { gid: 8 }),
+            ])
+            .unwrap();
+        assert!(results[0].1.is_ok());
+        assert!(matches!(results[1].1, Err(Error::Aborted(_))));
+        assert!(results[2].1.is_ok() && results[3].1.is_ok());
+        assert_eq!(
+            read_outcome(&engine, 1, GlobalTxnId(7)).unwrap(),
+            Some(Outcome::Aborted)
+        );
+        assert_eq!(
+            read_outcome(&engine, 1, GlobalTxnId(8)).unwrap(),
+            Some(Outcome::Committed(Timestamp::from_nanos(50)))
+        );
+        let mvcc = Mvcc::new(engine).unwrap();
+        assert_eq!(mvcc.get(b"c", Timestamp::MAX).unwrap(), Some(vec![8]));
+    }
+
+    #[test]
+    fn a_snapshot_covers_only_the_groups_own_ranges() {
+        let source = Arc::new(MemoryEngine::new());
+        let mine = vec![KeyRange::new(b"a".to_vec(), b"m".to_vec())];
+        let mut group = GroupState::load(source.clone(), 3, mine.clone()).unwrap();
+        group
+            .apply(&[commit(1, 1, 10, &[("b", Some("mine"))])])
+            .unwrap();
+        // Another group's data on the same node.
+        let mut other = GroupState::load(
+            source.clone(),
+            4,
+            vec![KeyRange::new(b"m".to_vec(), b"z".to_vec())],
+        )
+        .unwrap();
+        other
+            .apply(&[commit(1, 1, 10, &[("n", Some("theirs"))])])
+            .unwrap();
+        let snapshot = Snapshot {
+            index: 1,
+            membership: Membership::new([1, 2, 3]),
+            membership_slot: 0,
+            data: group.dump().unwrap(),
+        };
+        // Installed on a node that has group 4's data too: it stays.
+        let target = Arc::new(MemoryEngine::new());
+        let mut theirs = GroupState::load(
+            target.clone(),
+            4,
+            vec![KeyRange::new(b"m".to_vec(), b"z".to_vec())],
+        )
+        .unwrap();
+        theirs
+            .apply(&[commit(1, 1, 10, &[("n", Some("theirs"))])])
+            .unwrap();
+        let mut lagging = GroupState::load(target.clone(), 3, mine).unwrap();
+        lagging.install(&snapshot).unwrap();
+        let mvcc = Mvcc::new(target).unwrap();
+        assert_eq!(
+            mvcc.get(b"b", Timestamp::MAX).unwrap(),
+            Some(b"mine".to_vec())
+        );
+        assert_eq!(
+            mvcc.get(b"n", Timestamp::MAX).unwrap(),
+            Some(b"theirs".to_vec())
+        );
     }
 }

@@ -161,6 +161,11 @@ impl LockManager {
         })
     }
 
+    /// The locks a transaction holds; see [`LockTable::held_by`].
+    pub fn held_by(&self, txn: TxnId) -> Vec<(LockTarget, LockMode)> {
+        self.lock().table.held_by(txn)
+    }
+
     /// Marks a transaction prepared; see [`LockTable::prepare`].
     pub fn prepare(&self, txn: TxnId) -> Result<()> {
         self.lock().table.prepare(txn)

@@ -40,6 +40,18 @@
 //! are all larger: timestamps stay monotonic across leaders (Spanner §4.1.1,
 //! "disjointness").
 //!
+//! # Two-phase commit
+//!
+//! A transaction that spans groups runs one `LocalTxn` at each group's
+//! leader; the `two_phase` module coordinates them. The engine's part is in
+//! the `participant` submodule: a participant's [`LocalTxn::prepare`] logs
+//! its writes and locks with a prepare timestamp `p` and keeps the locks;
+//! the coordinator's [`LocalTxn::commit_as_coordinator`] logs the commit
+//! (and the outcome) at `s >= p` of every participant, then commit-waits;
+//! [`LocalEngine::decide`] applies the outcome at a participant. Until
+//! then `p` counts as a commit in flight: reads at or after `p` wait for
+//! the outcome, which keeps `t_safe = min(t_paxos_safe, p - 1)`.
+//!
 //! Left out: moving the synced storage write off the async executor (the
 //! server's engine does that).
 
@@ -58,6 +70,12 @@ use tokio::sync::Notify;
 
 use crate::api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
 use crate::lock_table::{self, LockManager, LockMode, LockTarget, TxnId, Wound};
+use crate::two_phase::{GlobalTxnId, Outcome, PrepareRecord};
+
+mod participant;
+
+pub use participant::PreparedInfo;
+use participant::{PreparedTxn, ReadOnlyVote};
 
 /// Sleeps: the engine's only way to let time pass (commit wait, lock
 /// timeouts). The server uses tokio's timer; tests advance a manual clock.
@@ -104,6 +122,9 @@ pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// The outcome of a commit handed to a [`Replication`].
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
+/// The outcome of a [`Replication::resolve`].
+pub type OutcomeFuture = Pin<Box<dyn Future<Output = Result<Outcome>> + Send>>;
+
 /// Where a [`LocalEngine`]'s commits go, and whether it may serve: the seam
 /// between Spanner's transaction protocol and replication (see the module
 /// docs).
@@ -119,21 +140,54 @@ pub trait Replication: Send + Sync + 'static {
     /// error says whether the commit certainly did not happen (a retryable
     /// error) or may have ([`Error::AmbiguousCommit`]).
     ///
+    /// With `decides`, this is the commit record of a two-phase commit's
+    /// coordinator: it also records the outcome of that transaction as
+    /// committed at `s`, unless an abort of it was recorded first
+    /// ([`Replication::resolve`]), in which case nothing is written and the
+    /// commit fails with [`Error::Aborted`].
+    ///
     /// The engine calls this in timestamp order, under its timestamp lock:
     /// a replication that orders commits (a log) must fix their order in
     /// this call, not when the future is polled; one that does not should
-    /// do its work in the future, off the lock. Empty `writes` is a safe
-    /// time marker ([`LocalEngine::advance_safe_time`]).
-    fn commit(&self, txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture;
+    /// do its work in the future, off the lock. Empty `writes` (and no
+    /// `decides`) is a safe time marker ([`LocalEngine::advance_safe_time`]).
+    fn commit(
+        &self,
+        txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+        decides: Option<GlobalTxnId>,
+    ) -> CommitFuture;
+
+    /// Makes a participant's prepare record durable (two-phase commit's
+    /// first phase): from then on its locks and writes survive a change of
+    /// leader, until [`Replication::decide`] logs the outcome. Called under
+    /// the timestamp lock, like `commit`.
+    fn prepare(&self, record: PrepareRecord) -> CommitFuture;
+
+    /// Logs the outcome of the prepared transaction `record` at this
+    /// participant: its writes are applied at the commit timestamp, or
+    /// dropped.
+    fn decide(&self, record: &PrepareRecord, outcome: Outcome) -> CommitFuture;
+
+    /// At a coordinator: the outcome of transaction `gid`, recording an
+    /// abort first if none was decided (a participant asking about a
+    /// transaction its coordinator never finished).
+    fn resolve(&self, gid: GlobalTxnId) -> OutcomeFuture;
 }
 
 /// The replication of the embedded database: none. A commit is one batch
-/// written to local storage with the configured durability.
+/// written to local storage with the configured durability. Two-phase
+/// commit works (tests run participants and coordinators on local engines),
+/// but its prepare records and outcomes live in memory only: the embedded
+/// database is one group and never needs them.
 struct Unreplicated<E: Engine> {
     /// The store written.
     mvcc: Arc<Mvcc<E>>,
     /// Synced unless the data is disposable.
     durability: Durability,
+    /// Outcomes of the transactions this engine coordinated.
+    decisions: Mutex<HashMap<GlobalTxnId, Outcome>>,
 }
 
 impl<E: Engine + 'static> Replication for Unreplicated<E> {
@@ -141,12 +195,49 @@ impl<E: Engine + 'static> Replication for Unreplicated<E> {
         Ok(None)
     }
 
-    fn commit(&self, _txn: TxnId, s: Timestamp, writes: Writes) -> CommitFuture {
+    fn commit(
+        &self,
+        _txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+        decides: Option<GlobalTxnId>,
+    ) -> CommitFuture {
+        if let Some(gid) = decides {
+            let mut decisions = self.decisions.lock().expect("decisions poisoned");
+            if decisions.get(&gid) == Some(&Outcome::Aborted) {
+                return Box::pin(std::future::ready(Err(Error::Aborted(format!(
+                    "transaction {gid} was aborted by a participant's resolution"
+                )))));
+            }
+            decisions.insert(gid, Outcome::Committed(s));
+        }
         Box::pin(std::future::ready(self.mvcc.write(
             s,
             writes,
             self.durability,
         )))
+    }
+
+    fn prepare(&self, _record: PrepareRecord) -> CommitFuture {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn decide(&self, record: &PrepareRecord, outcome: Outcome) -> CommitFuture {
+        let written = match outcome {
+            Outcome::Committed(s) => self.mvcc.write(s, record.writes.clone(), self.durability),
+            Outcome::Aborted => Ok(()),
+        };
+        Box::pin(std::future::ready(written))
+    }
+
+    fn resolve(&self, gid: GlobalTxnId) -> OutcomeFuture {
+        let outcome = *self
+            .decisions
+            .lock()
+            .expect("decisions poisoned")
+            .entry(gid)
+            .or_insert(Outcome::Aborted);
+        Box::pin(std::future::ready(Ok(outcome)))
     }
 }
 
@@ -211,6 +302,10 @@ struct Inner<E: Engine> {
     commits: AtomicU64,
     /// The time commit wait added to them, in nanoseconds of TrueTime.
     commit_wait_nanos: AtomicU64,
+    /// Transactions prepared here whose outcome is not applied yet.
+    prepared: Mutex<HashMap<GlobalTxnId, PreparedTxn>>,
+    /// Read-only votes whose outcome has not come.
+    read_only_votes: Mutex<HashMap<GlobalTxnId, ReadOnlyVote>>,
 }
 
 /// What commit wait has cost an engine so far (Spanner §4.1.2: about 2ε per
@@ -245,6 +340,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
         let replication = Arc::new(Unreplicated {
             mvcc: mvcc.clone(),
             durability: config.durability,
+            decisions: Mutex::new(HashMap::new()),
         });
         Ok(Self::with_replication(
             mvcc,
@@ -286,6 +382,8 @@ impl<E: Engine + 'static> LocalEngine<E> {
                 wounded: Mutex::new(HashMap::new()),
                 commits: AtomicU64::new(0),
                 commit_wait_nanos: AtomicU64::new(0),
+                prepared: Mutex::new(HashMap::new()),
+                read_only_votes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -326,7 +424,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
         let s = latest.max(clock.last.next());
         check_bound(s, bound).ok()?;
         clock.last = s;
-        Some(inner.replication.commit(TxnId(0), s, Writes::new()))
+        Some(inner.replication.commit(TxnId(0), s, Writes::new(), None))
     }
 }
 
@@ -334,12 +432,34 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
     type Txn = LocalTxn<E>;
 
     fn begin(&self, mode: TxnMode) -> impl Future<Output = Result<Self::Txn>> + Send {
+        self.begin_with_priority(mode, None)
+    }
+
+    fn now(&self) -> TtInterval {
+        self.inner.tt.now()
+    }
+}
+
+impl<E: Engine + 'static> LocalEngine<E> {
+    /// Begins a transaction whose wound-wait priority is `start_ts` (a
+    /// transaction spanning groups has one start timestamp everywhere, so
+    /// that the same one wins every conflict: no distributed deadlock), or
+    /// `TT.now().latest` when `None`.
+    ///
+    /// A read at [`ReadTime::At`] may lie up to the clock's uncertainty
+    /// (`latest - earliest`) past `TT.now().latest`: another node's
+    /// `TT.now().latest` can be that far ahead of this one's.
+    pub fn begin_with_priority(
+        &self,
+        mode: TxnMode,
+        start_ts: Option<Timestamp>,
+    ) -> impl Future<Output = Result<LocalTxn<E>>> + Send {
         let inner = self.inner.clone();
         async move {
             let bound = inner.replication.admit()?;
             let id = TxnId(inner.next_txn.fetch_add(1, Ordering::Relaxed));
             let now = inner.tt.now();
-            let start_ts = now.latest;
+            let start_ts = start_ts.unwrap_or(now.latest);
             let read_ts = match mode {
                 TxnMode::ReadWrite => {
                     inner.locks.begin(id, start_ts)?;
@@ -349,7 +469,10 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
                     Some(inner.issue_read_ts(start_ts, bound).await?)
                 }
                 TxnMode::ReadOnly(ReadTime::At(ts)) => {
-                    if ts > now.latest {
+                    let horizon = now
+                        .latest
+                        .saturating_add(now.latest.duration_since(now.earliest));
+                    if ts > horizon {
                         return Err(Error::InvalidInput(format!(
                             "cannot read as of {ts}: it is in the future (now is at most {})",
                             now.latest
@@ -369,10 +492,6 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
                 finished: false,
             })
         }
-    }
-
-    fn now(&self) -> TtInterval {
-        self.inner.tt.now()
     }
 }
 
@@ -405,15 +524,33 @@ impl<E: Engine> Inner<E> {
     /// flight, and hands `writes` to the replication at it. Picking and
     /// handing over happen under one lock, so the replication receives
     /// commits in timestamp order (a follower's safe time relies on it).
-    fn issue_and_commit(&self, txn: TxnId, writes: Writes) -> Result<(Timestamp, CommitFuture)> {
+    ///
+    /// `s` is also at least `min_ts` (a coordinator's commit timestamp is
+    /// at least every participant's prepare timestamp) and below `below`
+    /// (the read-only voters' bound), and the commit records the outcome of
+    /// `decides` (see [`Replication::commit`]).
+    fn issue_and_commit(
+        &self,
+        txn: TxnId,
+        writes: Writes,
+        min_ts: Timestamp,
+        below: Option<Timestamp>,
+        decides: Option<GlobalTxnId>,
+    ) -> Result<(Timestamp, CommitFuture)> {
         let bound = self.replication.admit()?;
         let latest = self.tt.now().latest;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
-        let s = latest.max(clock.last.next());
+        let s = latest.max(clock.last.next()).max(min_ts);
         check_bound(s, bound)?;
+        if let Some(below) = below.filter(|&b| s >= b) {
+            return Err(Error::Aborted(format!(
+                "the commit timestamp {s} would not be below a read-only participant's \
+                 lease end ({below}); try again"
+            )));
+        }
         clock.last = s;
         clock.in_flight.insert(s);
-        Ok((s, self.replication.commit(txn, s, writes)))
+        Ok((s, self.replication.commit(txn, s, writes, decides)))
     }
 
     /// Marks the commit at `s` as applied (or abandoned).
@@ -754,29 +891,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
             self.release();
             return Ok(None);
         }
-        // Past this point the transaction cannot be wounded.
-        if let Err(err) = self.inner.locks.prepare(self.id) {
-            self.inner.check_not_wounded(self.id)?;
-            return Err(err);
-        }
-        let writes = std::mem::take(&mut self.writes);
-        let (s, written) = self.inner.issue_and_commit(self.id, writes)?;
-        let written = written.await;
-        self.inner.finish_commit(s);
-        written?;
-        let sleeper = self.inner.sleeper.clone();
-        let waiting_since = self.inner.tt.now().earliest;
-        self.inner
-            .tt
-            .commit_wait(s, move |d| sleeper.sleep(d))
-            .await;
-        let waited = self.inner.tt.now().earliest.duration_since(waiting_since);
-        self.inner.commits.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .commit_wait_nanos
-            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
-        self.release();
-        Ok(Some(s))
+        self.commit_at(Timestamp::MIN, None, None).await.map(Some)
     }
 
     fn rollback(mut self) -> impl Future<Output = Result<()>> + Send {

@@ -1,0 +1,394 @@
+//! Transactions across groups: three nodes in one process, the keyspace cut
+//! into three groups (one range per table, dealt round the groups), so a
+//! transaction over several tables commits with two-phase commit. Nodes are
+//! stopped as a crash would stop them and restarted from their data.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meridian_error::Error;
+use meridian_server::clock::SystemClock;
+use meridian_server::cluster::{LocalCluster, LocalClusterOptions};
+use meridian_server::group::ReplicationOptions;
+use meridian_server::node::PREPARED_TIMEOUT;
+use meridian_storage::{keycode, Durability, RocksOptions};
+use meridian_truetime::Timestamp;
+use meridian_txn::{GlobalTxnId, LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+const GROUPS: u32 = 3;
+const ACCOUNTS: u64 = 9;
+const OPENING_BALANCE: i64 = 100;
+
+async fn open(dir: &std::path::Path) -> LocalCluster {
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 3,
+        groups: GROUPS,
+        replication: ReplicationOptions::fast(),
+        rocks: RocksOptions::default(),
+        durability: Durability::Sync,
+    };
+    LocalCluster::open(dir, clock, options).await.unwrap()
+}
+
+/// Account `i` lives in table `100 + i % 3`: tables 100, 101 and 102 are
+/// in groups 2, 3 and 1 of the initial placement.
+fn account(i: u64) -> Vec<u8> {
+    let mut key = Vec::new();
+    keycode::encode_u64(&mut key, 100 + i % 3);
+    keycode::encode_u64(&mut key, i);
+    key
+}
+
+fn balance(bytes: Option<Vec<u8>>) -> i64 {
+    let bytes = bytes.expect("every account exists");
+    i64::from_be_bytes(bytes.try_into().expect("8-byte balances"))
+}
+
+/// The node serving `group` now.
+fn leader_of(cluster: &LocalCluster, group: u64) -> Option<u64> {
+    cluster.running().into_iter().find(|&id| {
+        cluster
+            .node(id)
+            .group(group)
+            .is_some_and(|g| g.status().serving)
+    })
+}
+
+/// Every balance, read by a transaction in `mode`.
+async fn balances<E: TxnEngine>(engine: &E, mode: TxnMode) -> Result<Vec<i64>, Error> {
+    let mut txn = engine.begin(mode).await?;
+    let mut out = Vec::new();
+    for i in 0..ACCOUNTS {
+        out.push(balance(txn.get(&account(i), LockStrength::Shared).await?));
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Retries `attempt` on retryable errors until `deadline`.
+async fn retrying<E, T, F, Fut>(engine: &E, deadline: Instant, attempt: F) -> Result<T, Error>
+where
+    E: TxnEngine + Clone,
+    F: Fn(E) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    loop {
+        match attempt(engine.clone()).await {
+            Ok(done) => return Ok(done),
+            Err(err) if err.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// One transfer of `amount` from `from` to `to`; refuses (commits nothing)
+/// to overdraw.
+async fn transfer<E: TxnEngine>(
+    engine: &E,
+    from: u64,
+    to: u64,
+    amount: i64,
+) -> Result<Option<Timestamp>, Error> {
+    let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+    let a = balance(txn.get(&account(from), LockStrength::Exclusive).await?);
+    let b = balance(txn.get(&account(to), LockStrength::Exclusive).await?);
+    if a < amount {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    txn.put(account(from), (a - amount).to_be_bytes().to_vec())
+        .await?;
+    txn.put(account(to), (b + amount).to_be_bytes().to_vec())
+        .await?;
+    txn.commit().await
+}
+
+/// A committed transaction as the client saw it, in the client's real time.
+#[derive(Clone, Copy, Debug)]
+struct Observed {
+    invoked: Instant,
+    completed: Instant,
+    ts: Timestamp,
+}
+
+/// Spanner's external consistency: if T1 completed before T2 was invoked,
+/// T1's timestamp is below T2's.
+fn check_external_consistency(history: &[Observed]) {
+    let mut by_completion: Vec<&Observed> = history.iter().collect();
+    by_completion.sort_by_key(|o| o.completed);
+    let mut by_invocation: Vec<&Observed> = history.iter().collect();
+    by_invocation.sort_by_key(|o| o.invoked);
+    let mut done = 0;
+    let mut max_before = Timestamp::MIN;
+    for later in by_invocation {
+        while done < by_completion.len() && by_completion[done].completed < later.invoked {
+            max_before = max_before.max(by_completion[done].ts);
+            done += 1;
+        }
+        assert!(
+            max_before < later.ts,
+            "external consistency: a transaction invoked after one committed at \
+             {max_before} completed got timestamp {}",
+            later.ts
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+
+    // Open the accounts in one transaction over the three groups. (The
+    // engine is dropped after: a node cannot restart while one of its
+    // engines is alive, since it holds the node's storage.)
+    let opened = retrying(&cluster.engine(1), deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+        for i in 0..ACCOUNTS {
+            txn.put(account(i), OPENING_BALANCE.to_be_bytes().to_vec())
+                .await?;
+        }
+        txn.commit().await
+    })
+    .await
+    .unwrap();
+    assert!(opened.is_some());
+    let total = OPENING_BALANCE * ACCOUNTS as i64;
+
+    // The victim leads group 2; the clients use the other nodes.
+    let victim = leader_of(&cluster, 2).expect("group 2 has a leader");
+    let clients: Vec<u64> = (1..=3).filter(|&n| n != victim).collect();
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let ambiguous = Arc::new(Mutex::new(0usize));
+    let failed = Arc::new(Mutex::new(0usize));
+    let mut tasks = Vec::new();
+    for (c, &node) in clients.iter().chain(clients.iter()).enumerate() {
+        let engine = cluster.engine(node);
+        let history = history.clone();
+        let ambiguous = ambiguous.clone();
+        let failed = failed.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..30u64 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let from = (c as u64 * 7 + n * 5) % ACCOUNTS;
+                let to = (from + 1 + n % (ACCOUNTS - 1)) % ACCOUNTS;
+                let invoked = Instant::now();
+                match transfer(&engine, from, to, 1 + (n % 7) as i64).await {
+                    Ok(Some(ts)) => history.lock().unwrap().push(Observed {
+                        invoked,
+                        completed: Instant::now(),
+                        ts,
+                    }),
+                    Ok(None) => {}
+                    Err(Error::AmbiguousCommit(_)) => *ambiguous.lock().unwrap() += 1,
+                    Err(err) if err.is_retryable() => *failed.lock().unwrap() += 1,
+                    Err(err) => panic!("transfer failed: {err}"),
+                }
+            }
+        }));
+    }
+    // A reader checks every snapshot while the transfers run.
+    let reader = {
+        let engine = cluster.engine(clients[0]);
+        tokio::spawn(async move {
+            let mut checked = 0;
+            for _ in 0..40 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                if let Ok(seen) = balances(&engine, TxnMode::ReadOnly(ReadTime::Strong)).await {
+                    assert_eq!(seen.iter().sum::<i64>(), total, "snapshot {seen:?}");
+                    assert!(seen.iter().all(|&b| b >= 0), "snapshot {seen:?}");
+                    checked += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            checked
+        })
+    };
+
+    // Kill the participant's leader in the middle of it, then bring it back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.stop(victim);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.start(victim).await.unwrap();
+
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(reader.await.unwrap() > 0, "the reader saw some snapshot");
+    let history = history.lock().unwrap().clone();
+    assert!(
+        history.len() >= 20,
+        "too few transfers committed: {}",
+        history.len()
+    );
+    check_external_consistency(&history);
+
+    // Everything prepared gets an outcome (resolution, if the gateway's
+    // message was lost with the leader), and the total holds everywhere.
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let settle = Instant::now() + PREPARED_TIMEOUT * 4;
+    loop {
+        let pending: usize = (1..=GROUPS as u64)
+            .filter_map(|g| leader_of(&cluster, g))
+            .map(|n| {
+                (1..=GROUPS as u64)
+                    .filter_map(|g| cluster.node(n).group(g)?.leader_engine())
+                    .map(|e| e.prepared().len())
+                    .sum::<usize>()
+            })
+            .sum();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < settle,
+            "{pending} transactions stay prepared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in 1..=3 {
+        let engine = cluster.engine(node);
+        let locked = retrying(&engine, deadline, |e| async move {
+            balances(&e, TxnMode::ReadWrite).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(locked.iter().sum::<i64>(), total, "{locked:?}");
+        let snapshot = retrying(&engine, deadline, |e| async move {
+            balances(&e, TxnMode::ReadOnly(ReadTime::Strong)).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(snapshot, locked);
+    }
+    eprintln!(
+        "committed {} transfers, {} ambiguous, {} failed retryably",
+        history.len(),
+        ambiguous.lock().unwrap(),
+        failed.lock().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_across_groups_is_the_same_at_followers_and_leaders() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let engine = cluster.engine(1);
+    let mut last = Timestamp::MIN;
+    for round in 0..3i64 {
+        last = retrying(&engine, deadline, |engine| async move {
+            let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+            for i in 0..ACCOUNTS {
+                txn.put(account(i), (round * 10 + i as i64).to_be_bytes().to_vec())
+                    .await?;
+            }
+            txn.commit().await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    // Every node reads the snapshot at `last`: followers serve their groups
+    // once their safe time passes it (idle leaders advance it).
+    let mut answers = BTreeMap::new();
+    for node in 1..=3 {
+        let engine = cluster.engine(node);
+        let mut txn = engine
+            .begin(TxnMode::ReadOnly(ReadTime::At(last)))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for i in 0..ACCOUNTS {
+            seen.push(balance(
+                txn.get(&account(i), LockStrength::Shared).await.unwrap(),
+            ));
+        }
+        let followers = (1..=GROUPS as u64)
+            .filter(|&g| txn.part_at(g).is_some_and(|t| t.is_follower_read()))
+            .count();
+        answers.insert(node, (seen, followers));
+    }
+    let expected: Vec<i64> = (0..ACCOUNTS as i64).map(|i| 20 + i).collect();
+    for (node, (seen, _)) in &answers {
+        assert_eq!(seen, &expected, "node {node}");
+    }
+    let follower_parts: usize = answers.values().map(|(_, f)| f).sum();
+    assert!(
+        follower_parts > 0,
+        "some group's part should be served by a follower: {answers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_prepared_transaction_is_resolved_and_releases_its_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Prepare a transaction at group 2's leader, naming group 3 as its
+    // coordinator, and never finish it: its gateway "died".
+    let node = leader_of(&cluster, 2).unwrap();
+    let leader = cluster
+        .node(node)
+        .group(2)
+        .unwrap()
+        .leader_engine()
+        .unwrap();
+    let mut txn = leader.begin(TxnMode::ReadWrite).await.unwrap();
+    txn.put(account(0), 5i64.to_be_bytes().to_vec())
+        .await
+        .unwrap();
+    let gid = GlobalTxnId(0x0aba_d0ed);
+    txn.prepare(gid, 3).await.unwrap();
+    assert_eq!(leader.prepared().len(), 1);
+
+    // A writer of the same key waits for it; the resolver aborts it after
+    // the timeout, and the writer goes through.
+    let engine = cluster.engine(node);
+    let started = Instant::now();
+    let written = retrying(&engine, deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+        txn.put(account(0), 7i64.to_be_bytes().to_vec()).await?;
+        txn.commit().await
+    })
+    .await
+    .unwrap();
+    assert!(written.is_some());
+    assert!(started.elapsed() >= PREPARED_TIMEOUT / 2);
+    assert!(leader.prepared().is_empty());
+    let seen = balances_of_first(&engine).await;
+    assert_eq!(seen, 7, "the abandoned write was aborted");
+    // The coordinator remembers the abort.
+    let coordinator = leader_of(&cluster, 3).unwrap();
+    let outcome = cluster
+        .node(coordinator)
+        .group(3)
+        .unwrap()
+        .leader_engine()
+        .unwrap()
+        .resolve(gid)
+        .await
+        .unwrap();
+    assert_eq!(outcome, meridian_txn::Outcome::Aborted);
+}
+
+async fn balances_of_first<E: TxnEngine>(engine: &E) -> i64 {
+    let mut txn = engine
+        .begin(TxnMode::ReadOnly(ReadTime::Strong))
+        .await
+        .unwrap();
+    balance(txn.get(&account(0), LockStrength::Shared).await.unwrap())
+}
