@@ -74,18 +74,21 @@ wait_sql() {
 drive() {
     local name="$1" url="$2"
     log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s with $CONNECTIONS connections"
+    # A failed run (or consistency check) is reported, and the others still run.
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
         --connections "$CONNECTIONS" --duration "$DURATION" --mode throughput \
-        | tee "$TMP/$name.out"
+        | tee "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
 }
 
 declare -A MEM
 start_postgres() {
     local port; port="$(free_port)"
-    mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
+    # $TMP belongs to root: the server's log and socket go in a directory
+    # of the postgres user's own.
+    mkdir -p "$TMP/pg" "$TMP/pgrun" && chown postgres "$TMP/pg" "$TMP/pgrun"
     su postgres -s /bin/sh -c "$PGBIN/initdb -D '$TMP/pg' -A trust -U meridian" >/dev/null
-    su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -l '$TMP/pg.log' -w start \
-        -o '-p $port -k $TMP -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+    su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -l '$TMP/pgrun/pg.log' -w start \
+        -o '-p $port -k $TMP/pgrun -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
             -c max_connections=200 -c shared_buffers=256MB'" >/dev/null
     PG_STARTED=1
     psql "postgres://meridian@127.0.0.1:$port/postgres" -qc 'CREATE DATABASE meridian'
@@ -99,6 +102,20 @@ postgres_peak() {
         [ "$mib" != "?" ] && [ "$mib" -gt "$max" ] && max="$mib"
     done
     echo "$max"
+}
+# The backends exit with their connections, taking their peaks along: sample
+# the largest peak every second while the driver runs, into $TMP/pg.peak.
+sample_postgres_peak() {
+    local max=0 now
+    while :; do
+        now="$(postgres_peak)"
+        [ "$now" -gt "$max" ] && max="$now" && echo "$max" >"$TMP/pg.peak"
+        sleep 1
+    done
+}
+stop_postgres() {
+    su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -m fast -w stop" >/dev/null 2>&1 || true
+    PG_STARTED=""
 }
 
 start_demo() {
@@ -136,13 +153,30 @@ field() {
     grep -i -m1 -E "$2" "$TMP/$1.out" | grep -oE '[0-9]+(\.[0-9]+)?' | head -n1 || true
 }
 
+# Stops the Meridian processes given (SIGTERM, then waits for them).
+stop_pids() {
+    local pid
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# Each system is stopped once measured, so the next one has the machine.
 for system in $SYSTEMS; do
     case "$system" in
-        postgres) start_postgres; drive postgres "$URL"; MEM[postgres]="$(postgres_peak)" ;;
-        demo) start_demo; drive demo "$URL"; MEM[demo]="$(peak_mib "$DEMO_PID")" ;;
+        postgres)
+            start_postgres
+            sample_postgres_peak & SAMPLER=$!
+            drive postgres "$URL"
+            kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
+            MEM[postgres]="$(cat "$TMP/pg.peak" 2>/dev/null || postgres_peak)"
+            stop_postgres ;;
+        demo)
+            start_demo; drive demo "$URL"; MEM[demo]="$(peak_mib "$DEMO_PID")"
+            stop_pids "$DEMO_PID" ;;
         cluster)
             start_cluster; drive cluster "$URL"
-            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; done | paste -sd/)" ;;
+            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; done | paste -sd/)"
+            stop_pids "${CLUSTER_PIDS[@]}" ;;
         *) log "unknown system $system"; exit 2 ;;
     esac
 done

@@ -1,7 +1,10 @@
 //! Real processes: `meridian start` nodes on loopback ports, founded with
-//! `meridian init`, written to through SQL while the leader is killed with
-//! SIGKILL and restarted. Every acknowledged write must survive, and writes
-//! must resume within a lease plus an election.
+//! `meridian init` (three groups: one range per table, dealt round the
+//! groups), written to through SQL while a leader is killed with SIGKILL and
+//! restarted. Every acknowledged write must survive, and writes must resume
+//! within a lease plus an election. Transfers between tables of different
+//! groups (two-phase commit) keep the total while the coordinator's and a
+//! participant's leaders are killed.
 
 mod common;
 
@@ -124,23 +127,24 @@ impl Cluster {
         child.wait().unwrap();
     }
 
-    /// The node serving the group (leader with a lease), if any.
-    async fn leader(&self) -> Option<u64> {
+    /// The node serving `group` (leader with a lease), if any.
+    async fn leader(&self, group: u64) -> Option<u64> {
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             let Ok(status) = GrpcPeer::connect(&node.grpc).unwrap().status().await else {
                 continue;
             };
-            if status.groups.iter().any(|g| g.serving) {
+            if status.groups.iter().any(|g| g.group == group && g.serving) {
                 return Some(node.id);
             }
         }
         None
     }
 
-    async fn wait_for_leader(&self) -> u64 {
+    /// Waits until `group` is served; returns its leader.
+    async fn wait_for_leader(&self, group: u64) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(id) = self.leader().await {
+            if let Some(id) = self.leader(group).await {
                 return id;
             }
             assert!(Instant::now() < deadline, "no leader within 60 s");
@@ -148,13 +152,15 @@ impl Cluster {
         }
     }
 
-    /// Waits until node `id` has applied what the leader committed.
-    async fn wait_caught_up(&self, id: u64) {
+    /// Waits until node `id` has applied what `group`'s leader committed.
+    async fn wait_caught_up(&self, id: u64, group: u64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let leader = self.wait_for_leader().await;
-            let commit = status_of(&self.nodes[leader as usize - 1].grpc).await.1;
-            let applied = status_of(&self.nodes[id as usize - 1].grpc).await.0;
+            let leader = self.wait_for_leader(group).await;
+            let commit = status_of(&self.nodes[leader as usize - 1].grpc, group)
+                .await
+                .1;
+            let applied = status_of(&self.nodes[id as usize - 1].grpc, group).await.0;
             if applied >= commit && commit > 0 {
                 return;
             }
@@ -175,12 +181,13 @@ impl Drop for Cluster {
     }
 }
 
-/// (applied, commit) of the data group at the node at `grpc`.
-async fn status_of(grpc: &str) -> (u64, u64) {
+/// (applied, commit) of `group` at the node at `grpc`.
+async fn status_of(grpc: &str, group: u64) -> (u64, u64) {
     match GrpcPeer::connect(grpc).unwrap().status().await {
         Ok(status) => status
             .groups
-            .first()
+            .iter()
+            .find(|g| g.group == group)
             .map_or((0, 0), |g| (g.applied, g.commit)),
         Err(_) => (0, 0),
     }
@@ -272,11 +279,15 @@ async fn keys(addr: &str) -> BTreeSet<i32> {
     }
 }
 
-/// Writes, kills `victims` (the leader first), keeps writing through a
-/// survivor, restarts the victims, and checks every acknowledged write.
+/// The group of the first table created (id 100) in the initial placement.
+const KV_GROUP: u64 = 2;
+
+/// Writes, kills `victims` (the leader of `kv`'s group first), keeps
+/// writing through a survivor, restarts the victims, and checks every
+/// acknowledged write.
 async fn failover(nodes: u64, extra_victims: usize) {
     let mut cluster = Cluster::start(nodes);
-    let leader = cluster.wait_for_leader().await;
+    let leader = cluster.wait_for_leader(KV_GROUP).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let first = &cluster.nodes[0].sql.clone();
     {
@@ -325,7 +336,7 @@ async fn failover(nodes: u64, extra_victims: usize) {
         cluster.launch(v);
     }
     for &v in &victims {
-        cluster.wait_caught_up(v).await;
+        cluster.wait_caught_up(v, KV_GROUP).await;
     }
     for node in 1..=nodes {
         let seen = keys(&cluster.nodes[node as usize - 1].sql).await;
@@ -367,4 +378,160 @@ async fn init_is_refused_on_a_founded_cluster() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("group 1"));
+}
+
+/// Runs `sql` (a whole transaction) through a fresh connection to one of
+/// `addrs` (the first that answers, from `start`), retrying retryable
+/// failures until `deadline`. `Some(true)`: committed; `Some(false)`:
+/// outcome unknown (40003).
+async fn run_transaction(addrs: &[String], start: usize, sql: &str, deadline: Instant) -> bool {
+    let mut attempt = start;
+    loop {
+        let addr = &addrs[attempt % addrs.len()];
+        attempt += 1;
+        if let Some(client) = connect(addr).await {
+            match client.batch_execute(sql).await {
+                Ok(()) => return true,
+                Err(err) => match err.code().map(|c| c.code().to_string()).as_deref() {
+                    Some("40003") => return false,
+                    Some("40001") | Some("57P03") | Some("25P02") | None => {}
+                    Some(other) => panic!("{sql}: {other}: {err}"),
+                },
+            }
+        }
+        assert!(Instant::now() < deadline, "{sql} did not succeed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sum of the balances and the transfer ids, read through `addr`.
+async fn ledger(addr: &str) -> (i64, BTreeSet<i32>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(client) = connect(addr).await {
+            let read = async {
+                let tx = client
+                    .query_one(
+                        "SELECT (SELECT sum(balance) FROM a) + (SELECT sum(balance) FROM b) \
+                         + (SELECT sum(balance) FROM c)",
+                        &[],
+                    )
+                    .await?;
+                let ids = client.query("SELECT id FROM done", &[]).await?;
+                Ok::<_, tokio_postgres::Error>((
+                    tx.get::<_, i64>(0),
+                    ids.iter().map(|r| r.get::<_, i32>(0)).collect(),
+                ))
+            };
+            if let Ok(seen) = read.await {
+                return seen;
+            }
+        }
+        assert!(Instant::now() < deadline, "reads through {addr} failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_across_groups_survive_killing_the_coordinator_and_a_participant() {
+    let mut cluster = Cluster::start(3);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let sql: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
+    // Tables 100..=103: a in group 2, b in group 3, c in group 1, done in
+    // group 2.
+    let setup = "CREATE TABLE a (id INT PRIMARY KEY, balance INT); \
+                 CREATE TABLE b (id INT PRIMARY KEY, balance INT); \
+                 CREATE TABLE c (id INT PRIMARY KEY, balance INT); \
+                 CREATE TABLE done (id INT PRIMARY KEY)";
+    assert!(run_transaction(&sql, 0, setup, deadline).await);
+    let fill = "BEGIN; \
+                INSERT INTO a VALUES (0, 100), (1, 100), (2, 100); \
+                INSERT INTO b VALUES (0, 100), (1, 100), (2, 100); \
+                INSERT INTO c VALUES (0, 100), (1, 100), (2, 100); \
+                COMMIT";
+    assert!(run_transaction(&sql, 0, fill, deadline).await);
+    let total = 900;
+
+    // The placement, as SQL shows it.
+    let client = connect(&sql[0]).await.unwrap();
+    let ranges = client.query("SHOW RANGES FROM TABLE b", &[]).await.unwrap();
+    assert_eq!(ranges.len(), 1, "table b is one range");
+    assert_eq!(ranges[0].get::<_, i64>("group_id"), 3);
+    assert_eq!(ranges[0].get::<_, &str>("replicas"), "1,2,3");
+    assert!(ranges[0].get::<_, Option<i64>>("leader").is_some());
+    let all = client.query("SHOW RANGES", &[]).await.unwrap();
+    assert!(all.len() > 3, "the placement has a range per table");
+    drop(client);
+
+    // Transfers a -> b -> c -> a: the coordinator is the group of the first
+    // table written.
+    let mut acked = BTreeSet::new();
+    let mut maybe = BTreeSet::new();
+    let tables = ["a", "b", "c"];
+    let transfer = |n: i32| {
+        let (from, to) = (tables[n as usize % 3], tables[(n as usize + 1) % 3]);
+        let row = n % 3;
+        format!(
+            "BEGIN; \
+             UPDATE {from} SET balance = balance - 1 WHERE id = {row}; \
+             UPDATE {to} SET balance = balance + 1 WHERE id = {row}; \
+             INSERT INTO done VALUES ({n}); \
+             COMMIT"
+        )
+    };
+    let mut n = 0;
+    let step = |acked: &mut BTreeSet<i32>, maybe: &mut BTreeSet<i32>, ok: bool, n: i32| {
+        if ok {
+            acked.insert(n);
+        } else {
+            maybe.insert(n);
+        }
+    };
+    for _ in 0..10 {
+        let ok = run_transaction(&sql, n as usize, &transfer(n), deadline).await;
+        step(&mut acked, &mut maybe, ok, n);
+        n += 1;
+    }
+    // Kill the coordinator's leader (group 2), then a participant's (group
+    // 3), transferring through the others meanwhile.
+    for group in [2, 3] {
+        let victim = cluster.wait_for_leader(group).await;
+        cluster.kill(victim);
+        let others: Vec<String> = (1..=3u64)
+            .filter(|&id| id != victim)
+            .map(|id| sql[id as usize - 1].clone())
+            .collect();
+        for _ in 0..10 {
+            let ok = run_transaction(&others, n as usize, &transfer(n), deadline).await;
+            step(&mut acked, &mut maybe, ok, n);
+            n += 1;
+        }
+        cluster.launch(victim);
+        for g in 1..=3 {
+            cluster.wait_caught_up(victim, g).await;
+        }
+    }
+
+    // Every node: the total holds, every acknowledged transfer is there,
+    // nothing that was not attempted.
+    for (node, addr) in sql.iter().enumerate() {
+        let (sum, done) = ledger(addr).await;
+        assert_eq!(sum, total, "node {}: the total changed", node + 1);
+        assert!(
+            acked.is_subset(&done),
+            "node {} lost transfers: {:?}",
+            node + 1,
+            acked.difference(&done)
+        );
+        assert!(
+            done.is_subset(&acked.union(&maybe).copied().collect()),
+            "node {} has transfers nobody made",
+            node + 1
+        );
+    }
+    println!(
+        "{} transfers acknowledged, {} with unknown outcome",
+        acked.len(),
+        maybe.len()
+    );
 }

@@ -42,7 +42,9 @@ use std::time::Duration;
 use meridian_error::{Error, Result};
 use meridian_paxos::{codec, Envelope, Membership, NodeId, RoleKind};
 use meridian_proto::v1;
-use meridian_storage::{keycode, Durability, KeyRange, Mvcc, Space, WriteBatch};
+use meridian_storage::{
+    keycode, versioned_range, Durability, KeyRange, Mvcc, ScanDirection, Space, WriteBatch,
+};
 use meridian_truetime::TrueTime;
 use meridian_txn::{RangeMap, Sleeper};
 use serde::{Deserialize, Serialize};
@@ -303,6 +305,20 @@ impl Node {
             .iter()
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The bytes (keys and values) of every stored version of the keys in
+    /// `range` on this node.
+    pub fn stored_bytes(&self, range: &KeyRange) -> Result<u64> {
+        let mut bytes = 0u64;
+        for item in self
+            .storage
+            .scan(Space::Data, &versioned_range(range), ScanDirection::Forward)
+        {
+            let (key, value) = item?;
+            bytes += (key.len() + value.len()) as u64;
+        }
+        Ok(bytes)
     }
 
     /// Installs the placement `ranges`.
@@ -697,6 +713,9 @@ impl Node {
                     safe_ts: s.safe_ts.as_nanos(),
                     commits: stats.commits,
                     commit_wait_nanos: stats.waited.as_nanos() as u64,
+                    lease_remaining_nanos: s
+                        .lease
+                        .map_or(0, |l| l.expires.saturating_sub(self.clock.now())),
                 }
             })
             .collect();

@@ -27,6 +27,8 @@
 //! retryably (SQLSTATE 40001) and the client runs it again; a commit whose
 //! answer is lost is [`Error::AmbiguousCommit`].
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +38,8 @@ use meridian_proto::v1;
 use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 use meridian_txn::{
-    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, ReadTime, Transaction,
-    TxnMode, Vote,
+    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, RangeInfo, ReadTime,
+    Transaction, TxnMode, Vote,
 };
 
 use crate::group::{LeaderTxn, Storage};
@@ -273,6 +275,37 @@ impl ClusterGroups {
     }
 }
 
+impl ClusterGroups {
+    /// Who serves `group`, as far as this node can tell: the replicas, the
+    /// leader, and when its lease ends (asked of the leader's node).
+    async fn served_by(&self, group: u64) -> (Vec<u64>, Option<u64>, Option<Timestamp>) {
+        let Some(replica) = self.node.group(group) else {
+            return (Vec::new(), None, None);
+        };
+        let status = replica.status();
+        let Some(leader) = status.leader else {
+            return (status.voters, None, None);
+        };
+        let reply = if leader == self.node.id() {
+            self.node.status().await
+        } else {
+            match self.node.peer(leader) {
+                Some(api) => api.status().await,
+                None => Err(Error::Unavailable(format!("no address for node {leader}"))),
+            }
+        };
+        let remaining = reply.ok().and_then(|reply| {
+            reply
+                .groups
+                .iter()
+                .find(|g| g.group == group && g.lease_remaining_nanos > 0)
+                .map(|g| Duration::from_nanos(g.lease_remaining_nanos))
+        });
+        let expiry = remaining.map(|left| self.node.truetime().now().earliest.saturating_add(left));
+        (status.voters, Some(leader), expiry)
+    }
+}
+
 impl Groups for ClusterGroups {
     type Txn = ClusterTxn;
 
@@ -324,6 +357,30 @@ impl Groups for ClusterGroups {
 
     fn new_gid(&self) -> GlobalTxnId {
         GlobalTxnId(rand::random())
+    }
+
+    async fn ranges(&self) -> Result<Vec<RangeInfo>> {
+        let mut infos = self.node.placement()?.infos();
+        let groups: BTreeSet<u64> = infos.iter().map(|r| r.group).collect();
+        let mut served = BTreeMap::new();
+        for group in groups {
+            served.insert(group, self.served_by(group).await);
+        }
+        for info in &mut infos {
+            if let Some((replicas, leader, lease_expiry)) = served.get(&info.group) {
+                info.replicas.clone_from(replicas);
+                info.leader = *leader;
+                info.lease_expiry = *lease_expiry;
+            }
+            if self.node.group(info.group).is_some() {
+                let range = KeyRange {
+                    start: Bound::Included(info.start.clone()),
+                    end: info.end.clone().map_or(Bound::Unbounded, Bound::Excluded),
+                };
+                info.size_bytes = Some(self.node.stored_bytes(&range)?);
+            }
+        }
+        Ok(infos)
     }
 
     fn now(&self) -> TtInterval {

@@ -55,6 +55,7 @@ mod ops;
 mod parse;
 mod plan;
 mod planner;
+mod ranges;
 mod row;
 mod run;
 mod session;

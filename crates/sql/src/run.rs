@@ -22,6 +22,7 @@ use crate::exec::{Executor, Row};
 use crate::explain::explain;
 use crate::parse::Parsed;
 use crate::plan::Statement;
+use crate::ranges::{self, ShowRanges};
 use crate::session::{
     block_mode, Block, Column, Prepared, QueryResult, Session, State, TxnContext, AUTO_RETRIES,
 };
@@ -58,7 +59,10 @@ impl<E: TxnEngine> Session<E> {
                 self.set_transaction(modes, *session, p, params)
             }
             S::Set(set) => Ok(self.set_variable(set)),
-            S::ShowVariable { variable } => self.show(variable),
+            S::ShowVariable { variable } => match ShowRanges::parse(variable) {
+                Some(what) => ranges::show(&self.engine, what?).await,
+                None => self.show(variable),
+            },
             S::Reset(_) => {
                 self.settings.clear();
                 Ok(tag("RESET"))
@@ -338,6 +342,9 @@ impl<E: TxnEngine> Session<E> {
         let target = match &p.stmt {
             S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) => &p.stmt,
             S::Explain { statement, .. } => statement.as_ref(),
+            S::ShowVariable { variable } if ShowRanges::parse(variable).is_some() => {
+                return Ok((vec![], ranges::columns(), None));
+            }
             S::ShowVariable { variable } => {
                 let name = variable
                     .iter()

@@ -64,6 +64,42 @@ pub trait TxnEngine: Send + Sync + 'static {
     /// TrueTime now, as the engine sees it (for `now()` and relative
     /// `AS OF SYSTEM TIME` intervals).
     fn now(&self) -> TtInterval;
+
+    /// The ranges of the keyspace and where each is served, in key order
+    /// (`SHOW RANGES`). An engine that is not sharded has one range.
+    fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send {
+        std::future::ready(Ok(vec![RangeInfo::whole_keyspace(1)]))
+    }
+}
+
+/// One range of the keyspace and where it is served, as `SHOW RANGES`
+/// reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeInfo {
+    /// Its first key.
+    pub start: Vec<u8>,
+    /// The first key after it (`None`: the end of the keyspace).
+    pub end: Option<Vec<u8>>,
+    /// The group serving it.
+    pub group: u64,
+    /// The nodes holding a replica of the group.
+    pub replicas: Vec<u64>,
+    /// The node leading the group, if known.
+    pub leader: Option<u64>,
+    /// When the leader's lease ends, if known.
+    pub lease_expiry: Option<Timestamp>,
+    /// The bytes its stored versions take (keys and values), if known.
+    pub size_bytes: Option<u64>,
+}
+
+impl RangeInfo {
+    /// The whole keyspace, served by `group`, nothing else known.
+    pub fn whole_keyspace(group: u64) -> Self {
+        RangeInfo {
+            group,
+            ..RangeInfo::default()
+        }
+    }
 }
 
 /// One transaction. Dropping it without `commit` rolls it back.

@@ -38,7 +38,7 @@ mod range_map;
 pub mod testing;
 pub mod two_phase;
 
-pub use api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+pub use api::{LockStrength, RangeInfo, ReadTime, Transaction, TxnEngine, TxnMode};
 pub use local::{
     CommitFuture, CommitWaitStats, LocalConfig, LocalEngine, LocalTxn, ManualSleeper,
     OutcomeFuture, PreparedInfo, Replication, Sleeper, Writes,

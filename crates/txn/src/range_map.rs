@@ -10,6 +10,8 @@ use std::ops::Bound;
 use meridian_error::{Error, Result};
 use meridian_storage::KeyRange;
 
+use crate::api::RangeInfo;
+
 /// Range starts and the group holding each range, in key order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeMap {
@@ -47,6 +49,18 @@ impl RangeMap {
             let end = self.starts.get(i + 1).map(|(end, _)| end.as_slice());
             (start.as_slice(), end, *group)
         })
+    }
+
+    /// The ranges as [`RangeInfo`]s, nothing known but bounds and groups.
+    pub fn infos(&self) -> Vec<RangeInfo> {
+        self.ranges()
+            .map(|(start, end, group)| RangeInfo {
+                start: start.to_vec(),
+                end: end.map(<[u8]>::to_vec),
+                group,
+                ..RangeInfo::default()
+            })
+            .collect()
     }
 
     /// The index of the range holding `key`.

@@ -23,7 +23,8 @@ use meridian_storage::{Engine, KeyRange, MemoryEngine};
 use meridian_truetime::{ClockReading, ClockSource, Timestamp, TrueTime, TtInterval};
 
 use crate::{
-    GlobalTxnId, Groups, LocalConfig, LocalEngine, LocalTxn, Outcome, RangeMap, Sleeper, TxnMode,
+    GlobalTxnId, Groups, LocalConfig, LocalEngine, LocalTxn, Outcome, RangeInfo, RangeMap, Sleeper,
+    TxnMode,
 };
 
 /// A clock reading tokio's (possibly paused) time, from a fixed start.
@@ -149,6 +150,10 @@ impl<E: Engine + 'static> Groups for LocalGroups<E> {
 
     async fn decide(&self, group: u64, gid: GlobalTxnId, outcome: Outcome) -> Result<()> {
         self.engine(group)?.decide(gid, outcome).await
+    }
+
+    async fn ranges(&self) -> Result<Vec<RangeInfo>> {
+        Ok(self.map.infos())
     }
 
     fn new_gid(&self) -> GlobalTxnId {

@@ -65,7 +65,7 @@ use meridian_error::{Error, Result};
 use meridian_storage::{Engine, KeyRange, KvPair, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 
-use crate::api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
+use crate::api::{LockStrength, RangeInfo, ReadTime, Transaction, TxnEngine, TxnMode};
 use crate::local::{LocalTxn, Writes};
 use crate::lock_table::{LockMode, LockTarget};
 
@@ -179,6 +179,9 @@ pub trait Groups: Send + Sync + 'static {
     /// A fresh transaction identity (randomness is the implementation's).
     fn new_gid(&self) -> GlobalTxnId;
 
+    /// The ranges and where each is served (see [`TxnEngine::ranges`]).
+    fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send;
+
     /// TrueTime at the gateway.
     fn now(&self) -> TtInterval;
 }
@@ -261,6 +264,10 @@ impl<G: Groups> TxnEngine for DistEngine<G> {
 
     fn now(&self) -> TtInterval {
         self.groups.now()
+    }
+
+    fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send {
+        self.groups.ranges()
     }
 }
 

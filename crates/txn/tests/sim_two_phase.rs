@@ -843,6 +843,10 @@ impl Groups for Gateway {
         Ok(self.sim.map.locate(range))
     }
 
+    async fn ranges(&self) -> Result<Vec<meridian_txn::RangeInfo>> {
+        Ok(self.sim.map.infos())
+    }
+
     async fn begin(
         &self,
         group: u64,

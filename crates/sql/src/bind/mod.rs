@@ -39,7 +39,7 @@ mod dml;
 mod expr;
 mod from;
 mod function;
-mod names;
+pub(crate) mod names;
 mod query;
 
 use std::collections::HashMap;
