@@ -340,6 +340,12 @@ impl Groups for ClusterGroups {
             .await
     }
 
+    /// Sends the outcome in the background and returns at once (Spanner's
+    /// coordinator answers the client after commit wait, while the
+    /// participants are told): a participant's locks go as soon as it
+    /// hears, and one that cannot be told within [`BEGIN_TIMEOUT`] learns
+    /// the outcome by resolution. Readers of its prepared keys wait for
+    /// the outcome either way.
     async fn decide(&self, group: u64, gid: GlobalTxnId, outcome: Outcome) -> Result<()> {
         let op = v1::txn_request::Op::Decide(v1::DecideOp {
             gid: wire::proto_gid(gid),
@@ -348,11 +354,19 @@ impl Groups for ClusterGroups {
                 Outcome::Aborted => None,
             },
         });
-        self.at_leader(group, "an outcome", || {
-            self.try_group_call(group, op.clone())
-        })
-        .await
-        .map(drop)
+        let groups = self.clone();
+        tokio::spawn(async move {
+            let told = tokio::select! {
+                told = groups.at_leader(group, "an outcome", || {
+                    groups.try_group_call(group, op.clone())
+                }) => told,
+                () = groups.node.stopped() => return,
+            };
+            if let Err(err) = told {
+                tracing::warn!(%gid, group, ?outcome, %err, "could not tell a participant the outcome");
+            }
+        });
+        Ok(())
     }
 
     fn new_gid(&self) -> GlobalTxnId {

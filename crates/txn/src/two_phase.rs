@@ -168,7 +168,9 @@ pub trait Groups: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Txn>> + Send;
 
     /// Tells `group` the outcome of its prepared transaction `gid` (the
-    /// group's leader logs and applies it). Idempotent.
+    /// group's leader logs and applies it). Idempotent. An implementation
+    /// may return before the group has it (the outcome is durable at the
+    /// coordinator; a participant that misses it resolves it).
     fn decide(
         &self,
         group: u64,
