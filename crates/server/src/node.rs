@@ -50,7 +50,9 @@ use meridian_txn::{RangeMap, Sleeper};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{judge_peer_clocks, PeerClock, SystemClock};
-use crate::group::{Group, GroupEnv, MonoClock, Outbox, ReplicationOptions, Start, Storage};
+use crate::group::{
+    state, Group, GroupEnv, LeaderEngine, MonoClock, Outbox, ReplicationOptions, Start, Storage,
+};
 use crate::net::{ApiFuture, Connector, NodeApi, PeerQueue};
 use crate::route::{ClusterEngine, ClusterGroups};
 use crate::txn_service::RemoteTxns;
@@ -787,32 +789,43 @@ async fn resolve_abandoned(node: Weak<Node>) {
 
 /// One round of [`resolve_abandoned`].
 async fn resolve_once(node: &Arc<Node>) {
-    let engines: Vec<_> = node
+    let leading: Vec<(u64, LeaderEngine)> = node
         .groups
         .read()
         .expect("groups poisoned")
-        .values()
-        .filter_map(|g| g.leader_engine())
+        .iter()
+        .filter_map(|(&id, g)| Some((id, g.leader_engine()?)))
         .collect();
     let now = node.tt.now().earliest;
     let groups = ClusterGroups::new(node.clone());
-    for engine in engines {
+    for (group, engine) in leading {
         // Read-only votes end by themselves once their bound passed.
         engine.expire_read_only_votes();
-        for prepared in engine.prepared() {
-            if prepared.read_only || now.duration_since(prepared.prepare_ts) < PREPARED_TIMEOUT {
+        // The stored records are the truth: the engine holds those it
+        // prepared or restored, and misses one whose proposal was
+        // ambiguous here yet reached the log.
+        let records = match state::stored_prepare_records(&node.storage, group) {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::error!(group, %err, "cannot read the prepare records");
                 continue;
             }
-            let outcome = match groups.resolve(prepared.coordinator, prepared.gid).await {
+        };
+        for entry in records {
+            if now.duration_since(entry.prepare_ts) < PREPARED_TIMEOUT {
+                continue;
+            }
+            let record = entry.to_record();
+            let outcome = match groups.resolve(record.coordinator, record.gid).await {
                 Ok(outcome) => outcome,
                 Err(err) => {
-                    tracing::warn!(gid = %prepared.gid, %err, "cannot resolve a prepared transaction yet");
+                    tracing::warn!(gid = %record.gid, %err, "cannot resolve a prepared transaction yet");
                     continue;
                 }
             };
-            tracing::info!(gid = %prepared.gid, ?outcome, "resolved an abandoned prepared transaction");
-            if let Err(err) = engine.decide(prepared.gid, outcome).await {
-                tracing::warn!(gid = %prepared.gid, %err, "cannot apply a resolved outcome yet");
+            tracing::info!(gid = %record.gid, ?outcome, "resolved an abandoned prepared transaction");
+            if let Err(err) = engine.decide_unheld(&record, outcome).await {
+                tracing::warn!(gid = %record.gid, %err, "cannot apply a resolved outcome yet");
             }
         }
     }

@@ -73,9 +73,7 @@ pub(crate) async fn show<E: TxnEngine>(engine: &E, what: ShowRanges) -> Result<Q
         ShowRanges::Table(name) => Some(
             load_table(&mut txn, name, meridian_txn::LockStrength::Shared)
                 .await?
-                .ok_or_else(|| {
-                    Error::UndefinedTable(format!("relation \"{name}\" does not exist"))
-                })?,
+                .ok_or_else(|| Error::UndefinedTable(name.clone()))?,
         ),
     };
     txn.commit().await?;

@@ -330,3 +330,46 @@ async fn a_participant_that_only_read_votes_without_a_record_and_keeps_its_locks
     );
     assert!(g1.prepared().is_empty(), "the vote's locks were released");
 }
+
+#[tokio::test]
+async fn a_logged_prepare_record_no_engine_holds_is_decided_from_the_record() {
+    let c = cluster();
+    let g1 = c.groups.engine(1).unwrap().clone();
+    // A prepare that reached the log although its leader reported it lost:
+    // no engine holds its locks or its timestamp.
+    let p = c.groups.now().latest;
+    let record = |gid: u128, key: &str| meridian_txn::PrepareRecord {
+        gid: GlobalTxnId(gid),
+        coordinator: 2,
+        start_ts: p,
+        prepare_ts: p,
+        writes: [(key.as_bytes().to_vec(), Some(b"orphan".to_vec()))]
+            .into_iter()
+            .collect(),
+        locks: vec![(
+            LockTarget::key(key.as_bytes().to_vec()),
+            LockMode::Exclusive,
+        )],
+    };
+    g1.decide_unheld(&record(21, "a"), Outcome::Aborted)
+        .await
+        .unwrap();
+    assert_eq!(g1.mvcc().get(b"a", Timestamp::MAX).unwrap(), None);
+    let s = p.next();
+    g1.decide_unheld(&record(22, "b"), Outcome::Committed(s))
+        .await
+        .unwrap();
+    assert_eq!(g1.mvcc().get(b"b", s).unwrap(), v("orphan"));
+    // Later commits land above it.
+    let mut next = g1.begin(RW).await.unwrap();
+    next.put(b"c".to_vec(), b"1".to_vec()).await.unwrap();
+    assert!(next.commit().await.unwrap().unwrap() > s);
+    // A record the engine holds goes through `decide`.
+    let mut held = g1.begin(RW).await.unwrap();
+    held.put(b"d".to_vec(), b"held".to_vec()).await.unwrap();
+    let gid = GlobalTxnId(23);
+    prepared(held.prepare(gid, 2).await.unwrap());
+    let logged = g1.prepare_record(gid).unwrap();
+    g1.decide_unheld(&logged, Outcome::Aborted).await.unwrap();
+    assert!(g1.prepared().is_empty(), "its locks were released");
+}

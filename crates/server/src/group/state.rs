@@ -281,20 +281,7 @@ impl<E: Engine> GroupState<E> {
     /// The transactions prepared here and not decided, from their stored
     /// records.
     pub fn prepared_records(&self) -> Result<Vec<PreparedEntry>> {
-        let prefix = record_prefix(self.group, PREPARED);
-        self.engine
-            .scan(
-                Space::Meta,
-                &KeyRange::prefix(&prefix),
-                ScanDirection::Forward,
-            )
-            .map(|item| {
-                let (_, bytes) = item?;
-                postcard::from_bytes(&bytes).map_err(|e| {
-                    Error::Corruption(format!("group {}: prepare record: {e}", self.group))
-                })
-            })
-            .collect()
+        stored_prepare_records(&self.engine, self.group)
     }
 
     /// Applies committed entries, in slot order, as one batch. Returns the
@@ -531,6 +518,24 @@ impl<E: Engine> GroupState<E> {
         self.prepared = prepared;
         Ok(())
     }
+}
+
+/// The prepare records `group` holds in `engine`: the transactions
+/// prepared there whose outcome it has not applied.
+pub fn stored_prepare_records<E: Engine>(engine: &E, group: u64) -> Result<Vec<PreparedEntry>> {
+    let prefix = record_prefix(group, PREPARED);
+    engine
+        .scan(
+            Space::Meta,
+            &KeyRange::prefix(&prefix),
+            ScanDirection::Forward,
+        )
+        .map(|item| {
+            let (_, bytes) = item?;
+            postcard::from_bytes(&bytes)
+                .map_err(|e| Error::Corruption(format!("group {group}: prepare record: {e}")))
+        })
+        .collect()
 }
 
 /// The outcome of `gid` as the coordinator `group` recorded it in

@@ -314,8 +314,8 @@ impl Binder<'_> {
                     .chain(table.indexes.iter().filter(|i| i.unique))
                     .find(|i| i.name == n)
                     .ok_or_else(|| {
-                        Error::UndefinedTable(format!(
-                            "constraint \"{n}\" for table \"{}\"",
+                        Error::UndefinedObject(format!(
+                            "constraint \"{n}\" for table \"{}\" does not exist",
                             table.name
                         ))
                     })?;

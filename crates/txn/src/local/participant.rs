@@ -271,6 +271,35 @@ impl<E: Engine + 'static> LocalEngine<E> {
         Ok(())
     }
 
+    /// Logs `outcome` for a prepare record this engine does not hold: one
+    /// whose proposal was ambiguous here (its prepare failed, so no lock or
+    /// timestamp of it was kept) yet reached the log. Its outcome can only
+    /// be what resolution says (an abort: the coordinator never heard its
+    /// vote); a commit is applied all the same. Held records go through
+    /// [`LocalEngine::decide`].
+    pub async fn decide_unheld(&self, record: &PrepareRecord, outcome: Outcome) -> Result<()> {
+        let inner = &self.inner;
+        if inner
+            .prepared
+            .lock()
+            .expect("prepared table poisoned")
+            .contains_key(&record.gid)
+        {
+            return self.decide(record.gid, outcome).await;
+        }
+        let logged = {
+            inner.replication.admit()?;
+            let mut clock = inner.clock.lock().expect("clock lock poisoned");
+            if let Outcome::Committed(s) = outcome {
+                clock.last = clock.last.max(s);
+            }
+            inner.replication.decide(record, outcome)
+        };
+        logged.await?;
+        tracing::info!(gid = %record.gid, ?outcome, "decided a prepare record held by no engine");
+        Ok(())
+    }
+
     /// At the coordinator group's leader: the outcome of `gid`, aborting it
     /// first if it is undecided. Participants ask this about a prepared
     /// transaction whose outcome did not come.
