@@ -18,7 +18,7 @@ use clap::Args;
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
-use meridian_server::group::{ReplicationOptions, Storage};
+use meridian_server::group::{ReplicationOptions, Storage, DEFAULT_GC_RETENTION};
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
 use meridian_server::local::{OffExecutor, TokioSleeper};
 use meridian_server::net::NodeApi;
@@ -63,6 +63,10 @@ pub struct StartArgs {
     /// random part as long again), in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     election_timeout_ms: u64,
+    /// How long old versions are kept, in seconds: `AS OF SYSTEM TIME`
+    /// reads may go this far back, older versions are garbage-collected.
+    #[arg(long, default_value_t = DEFAULT_GC_RETENTION.as_secs())]
+    gc_retention_secs: u64,
 }
 
 /// Options of `meridian init`.
@@ -101,6 +105,7 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         lease,
         heartbeat: lease / 20,
         election_timeout: Duration::from_millis(args.election_timeout_ms),
+        gc_retention: Duration::from_secs(args.gc_retention_secs.max(1)),
         ..ReplicationOptions::default()
     };
     let clock = Arc::new(SystemClock::new(epsilon));

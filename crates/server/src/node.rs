@@ -243,6 +243,7 @@ impl Node {
         }
         node.txns.start_reaper(Arc::downgrade(&node));
         tokio::spawn(resolve_abandoned(Arc::downgrade(&node)));
+        tokio::spawn(collect_garbage(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -768,6 +769,40 @@ pub fn initial_placement(groups: u64) -> Vec<(Vec<u8>, u64)> {
     keycode::encode_u64(&mut rest, FIRST_TABLE_ID + PLACED_TABLES);
     ranges.push((rest, DATA_GROUP));
     ranges
+}
+
+/// Removes the versions no read at or after `now - gc_retention` can see,
+/// every tenth of the retention (between a second and five minutes), while
+/// the node lives. Each replica collects its own store: what it removes lies
+/// below the horizon, where every replica refuses reads, so replicas agree
+/// on everything they serve. The scan runs off the async executor.
+async fn collect_garbage(node: Weak<Node>) {
+    let retention = match node.upgrade() {
+        Some(node) => node.config.replication.gc_retention,
+        None => return,
+    };
+    let interval = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.cluster() == 0 {
+            continue;
+        }
+        let horizon = node.tt.now().earliest.saturating_sub(retention);
+        let mvcc = node.mvcc.clone();
+        drop(node);
+        match tokio::task::spawn_blocking(move || mvcc.gc(horizon)).await {
+            Ok(Ok(stats)) if stats.versions_removed > 0 => {
+                tracing::debug!(%horizon, removed = stats.versions_removed, "collected old versions")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "garbage collection failed"),
+            Err(err) => tracing::warn!(%err, "garbage collection panicked"),
+        }
+    }
 }
 
 /// Resolves, at the groups this node leads, the prepared transactions whose

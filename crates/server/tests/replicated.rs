@@ -440,3 +440,45 @@ async fn nodes_measure_their_peers_clocks() {
         "{samples:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_are_collected_behind_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(3);
+    opts.replication.gc_retention = Duration::from_secs(1);
+    let cluster = open(dir.path(), opts).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let engine = cluster.engine(leader);
+    let first = write(&engine, 1, "old", deadline).await;
+    write(&engine, 1, "new", deadline).await;
+    // A read at the old version works while it is within the retention...
+    let mut txn = engine
+        .begin(TxnMode::ReadOnly(ReadTime::At(first)))
+        .await
+        .unwrap();
+    assert_eq!(
+        txn.get(&key(1), LockStrength::Shared).await.unwrap(),
+        Some(b"old".to_vec())
+    );
+    drop(txn);
+    // ...and is refused once every node collected behind it.
+    let waited = Instant::now() + Duration::from_secs(10);
+    for id in 1..=3 {
+        let mvcc = cluster.node(id).mvcc().clone();
+        while mvcc.gc_horizon() <= first {
+            assert!(Instant::now() < waited, "node {id} never collected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let err = match engine.begin(TxnMode::ReadOnly(ReadTime::At(first))).await {
+        Ok(mut txn) => txn.get(&key(1), LockStrength::Shared).await.unwrap_err(),
+        Err(err) => err,
+    };
+    assert!(
+        err.to_string().contains("garbage-collection horizon"),
+        "{err}"
+    );
+    // The newest version stays.
+    assert_eq!(read_all(&engine, 2).await[1], Some(b"new".to_vec()));
+}

@@ -150,6 +150,10 @@ pub struct ReplicationOptions {
     pub safe_time_interval: Duration,
     /// The leader's transaction settings (lock timeout).
     pub txn: LocalConfig,
+    /// How long old versions are kept: reads (`AS OF SYSTEM TIME`) may go
+    /// this far back; the node's garbage collector removes what no read
+    /// at or after `now - gc_retention` can see.
+    pub gc_retention: Duration,
 }
 
 impl Default for ReplicationOptions {
@@ -165,6 +169,7 @@ impl Default for ReplicationOptions {
             commit_timeout: Duration::from_secs(30),
             safe_time_interval: Duration::from_nanos(cfg.heartbeat_interval),
             txn: LocalConfig::default(),
+            gc_retention: DEFAULT_GC_RETENTION,
         }
     }
 }
@@ -194,6 +199,10 @@ impl ReplicationOptions {
         }
     }
 }
+
+/// How long old versions are kept by default: an hour of history for
+/// `AS OF SYSTEM TIME`.
+pub const DEFAULT_GC_RETENTION: Duration = Duration::from_secs(3600);
 
 /// What a replica's driver needs from its node.
 #[derive(Clone)]
