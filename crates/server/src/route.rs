@@ -156,7 +156,7 @@ impl ClusterGroups {
         };
         let (read_only, at) = match mode {
             TxnMode::ReadWrite => (false, None),
-            TxnMode::ReadOnly(ReadTime::Strong) => (true, None),
+            TxnMode::ReadOnly(ReadTime::Strong | ReadTime::MaxStaleness(_)) => (true, None),
             TxnMode::ReadOnly(ReadTime::At(ts)) => (true, Some(wire::proto_ts(ts))),
         };
         let request = v1::TxnRequest {
@@ -371,6 +371,17 @@ impl Groups for ClusterGroups {
 
     fn new_gid(&self) -> GlobalTxnId {
         GlobalTxnId(rand::random())
+    }
+
+    fn local_safe_ts(&self) -> Option<Timestamp> {
+        let placement = self.node.placement().ok()?;
+        let groups: BTreeSet<u64> = placement.ranges().map(|(_, _, g)| g).collect();
+        groups
+            .into_iter()
+            .map(|g| self.node.group(g).map(|replica| replica.status().safe_ts))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .min()
     }
 
     async fn ranges(&self) -> Result<Vec<RangeInfo>> {

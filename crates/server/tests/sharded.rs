@@ -330,6 +330,49 @@ async fn a_snapshot_across_groups_is_the_same_at_followers_and_leaders() {
         follower_parts > 0,
         "some group's part should be served by a follower: {answers:?}"
     );
+
+    // A bounded-staleness read at a node that leads no group is served by
+    // its followers alone, at their common safe time: past the last write
+    // once idle leaders advanced it, and never older than the bound.
+    let reader = (1..=3u64)
+        .find(|&n| (1..=GROUPS as u64).all(|g| leader_of(&cluster, g) != Some(n)))
+        .unwrap_or(1);
+    let engine = cluster.engine(reader);
+    let fresh = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut txn = engine
+            .begin(TxnMode::ReadOnly(ReadTime::MaxStaleness(
+                Duration::from_secs(10),
+            )))
+            .await
+            .unwrap();
+        let ts = txn.read_ts().unwrap();
+        assert!(ts >= engine.now().latest.saturating_sub(Duration::from_secs(10)));
+        let mut seen = Vec::new();
+        for i in 0..ACCOUNTS {
+            seen.push(balance(
+                txn.get(&account(i), LockStrength::Shared).await.unwrap(),
+            ));
+        }
+        if ts >= last {
+            assert_eq!(seen, expected, "read at {ts}");
+            let leaders: Vec<u64> = (1..=GROUPS as u64)
+                .filter(|&g| leader_of(&cluster, g) == Some(reader))
+                .collect();
+            for g in (1..=GROUPS as u64).filter(|g| !leaders.contains(g)) {
+                assert!(
+                    txn.part_at(g).is_some_and(|t| t.is_follower_read()),
+                    "group {g}'s part should be a follower read"
+                );
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < fresh,
+            "safe time never passed the last write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

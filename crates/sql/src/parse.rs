@@ -28,6 +28,8 @@ pub(crate) enum AsOf {
     Literal(String),
     /// Parameter `$i+1`.
     Param(usize),
+    /// `with_max_staleness('<interval>')`: a bounded-staleness read.
+    MaxStaleness(String),
 }
 
 /// One parsed statement.
@@ -139,6 +141,38 @@ fn strip_as_of(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<AsOf>> {
                         Error::SyntaxError(format!("syntax error at or near \"{p}\""))
                     })?;
                 AsOf::Param(n - 1)
+            }
+            Token::Word(word)
+                if word.quote_style.is_none()
+                    && word.value.eq_ignore_ascii_case("with_max_staleness") =>
+            {
+                // with_max_staleness ( [INTERVAL] '<interval>' )
+                let at = |k: usize| significant.get(w + k).map(|&i| (i, &tokens[i].token));
+                let mut k = 5;
+                if !matches!(at(k), Some((_, Token::LParen))) {
+                    return Err(Error::SyntaxError(
+                        "with_max_staleness takes an interval in parentheses".into(),
+                    ));
+                }
+                k += 1;
+                if at(k).is_some_and(|(_, t)| is_keyword(t, Keyword::INTERVAL)) {
+                    k += 1;
+                }
+                let Some((_, Token::SingleQuotedString(s))) = at(k) else {
+                    return Err(Error::SyntaxError(
+                        "with_max_staleness takes an interval such as '10s'".into(),
+                    ));
+                };
+                let s = s.clone();
+                match at(k + 1) {
+                    Some((i, Token::RParen)) => last = i,
+                    _ => {
+                        return Err(Error::SyntaxError(
+                            "with_max_staleness: expected \")\"".into(),
+                        ))
+                    }
+                }
+                AsOf::MaxStaleness(s)
             }
             t if is_keyword(t, Keyword::INTERVAL) => {
                 let Some(&s_at) = significant.get(w + 5) else {

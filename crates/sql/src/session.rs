@@ -180,7 +180,7 @@ pub(crate) struct Block<T> {
     /// `READ ONLY`.
     pub read_only: bool,
     /// `AS OF SYSTEM TIME`.
-    pub as_of: Option<Timestamp>,
+    pub as_of: Option<ReadTime>,
     /// Per-transaction caches.
     pub ctx: TxnContext,
 }
@@ -413,21 +413,36 @@ impl<E: TxnEngine> Session<E> {
     }
 
     /// Resolves an `AS OF SYSTEM TIME` value to a timestamp.
-    pub(crate) fn resolve_as_of(&self, as_of: &AsOf, params: &[Value]) -> Result<Timestamp> {
+    pub(crate) fn resolve_as_of(&self, as_of: &AsOf, params: &[Value]) -> Result<ReadTime> {
         let text = match as_of {
+            AsOf::MaxStaleness(s) => return max_staleness(s).map(ReadTime::MaxStaleness),
             AsOf::Literal(s) => s.clone(),
             AsOf::Param(i) => match params.get(*i) {
                 Some(Value::Text(s)) => s.clone(),
                 Some(Value::Int(n)) => n.to_string(),
                 Some(Value::TimestampTz(t)) => {
                     return Timestamp::from_datetime(*t)
+                        .map(ReadTime::At)
                         .ok_or_else(|| as_of_error("timestamp before 1970"))
                 }
                 _ => return Err(as_of_error("the parameter must be a string or a number")),
             },
         };
-        resolve_as_of_text(&text, self.engine.now().latest)
+        resolve_as_of_text(&text, self.engine.now().latest).map(ReadTime::At)
     }
+}
+
+/// The bound of `with_max_staleness('<interval>')`: a positive interval.
+fn max_staleness(text: &str) -> Result<std::time::Duration> {
+    let interval = crate::text::parse_interval(text.trim())
+        .map_err(|_| as_of_error(&format!("\"{text}\" is not an interval")))?;
+    let micros = interval.span_micros();
+    if micros <= 0 {
+        return Err(as_of_error(
+            "with_max_staleness: the interval must be positive",
+        ));
+    }
+    Ok(std::time::Duration::from_micros(micros as u64))
 }
 
 /// Whether a statement controls the transaction (and so cannot be part of
@@ -563,9 +578,9 @@ fn table_info(t: &crate::catalog::TableDesc) -> TableInfo {
 }
 
 /// The mode of a transaction for a block's settings.
-pub(crate) fn block_mode(read_only: bool, as_of: Option<Timestamp>) -> TxnMode {
+pub(crate) fn block_mode(read_only: bool, as_of: Option<ReadTime>) -> TxnMode {
     match (as_of, read_only) {
-        (Some(ts), _) => TxnMode::ReadOnly(ReadTime::At(ts)),
+        (Some(at), _) => TxnMode::ReadOnly(at),
         (None, true) => TxnMode::ReadOnly(ReadTime::Strong),
         (None, false) => TxnMode::ReadWrite,
     }

@@ -41,6 +41,11 @@ pub enum ReadTime {
     /// The snapshot at exactly this timestamp (`AS OF SYSTEM TIME`); it must
     /// not be in the future.
     At(Timestamp),
+    /// The freshest snapshot that can be read without waiting, and no older
+    /// than this (`AS OF SYSTEM TIME with_max_staleness(...)`): a sharded
+    /// engine picks the safe time its local replicas have reached, so
+    /// followers serve it; an engine that cannot lag reads strongly.
+    MaxStaleness(std::time::Duration),
 }
 
 /// The lock a read-write transaction's read takes.

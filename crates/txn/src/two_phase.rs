@@ -181,6 +181,13 @@ pub trait Groups: Send + Sync + 'static {
     /// A fresh transaction identity (randomness is the implementation's).
     fn new_gid(&self) -> GlobalTxnId;
 
+    /// The largest timestamp the gateway's own replicas of every group can
+    /// serve now (the smallest of their safe times), if it has one of each:
+    /// what a bounded-staleness read picks. `None`: no local replicas.
+    fn local_safe_ts(&self) -> Option<Timestamp> {
+        None
+    }
+
     /// The ranges and where each is served (see [`TxnEngine::ranges`]).
     fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send;
 
@@ -242,6 +249,24 @@ impl<G: Groups> TxnEngine for DistEngine<G> {
                 Some(now.latest),
                 true,
             ),
+            TxnMode::ReadOnly(ReadTime::MaxStaleness(staleness)) => {
+                // No older than `staleness` in true time (which is at most
+                // `latest`); as fresh as the local replicas are, without
+                // waiting for them.
+                let oldest = now.latest.saturating_sub(staleness);
+                match self.groups.local_safe_ts() {
+                    Some(safe) if safe >= oldest => {
+                        let ts = safe.min(now.latest);
+                        (TxnMode::ReadOnly(ReadTime::At(ts)), Some(ts), false)
+                    }
+                    Some(_) => (TxnMode::ReadOnly(ReadTime::At(oldest)), Some(oldest), false),
+                    None => (
+                        TxnMode::ReadOnly(ReadTime::At(now.latest)),
+                        Some(now.latest),
+                        true,
+                    ),
+                }
+            }
             TxnMode::ReadOnly(ReadTime::At(ts)) => {
                 if ts > now.latest {
                     return Err(Error::InvalidInput(format!(

@@ -465,7 +465,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
                     inner.locks.begin(id, start_ts)?;
                     None
                 }
-                TxnMode::ReadOnly(ReadTime::Strong) => {
+                TxnMode::ReadOnly(ReadTime::Strong | ReadTime::MaxStaleness(_)) => {
                     Some(inner.issue_read_ts(start_ts, bound).await?)
                 }
                 TxnMode::ReadOnly(ReadTime::At(ts)) => {
