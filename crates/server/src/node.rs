@@ -623,6 +623,13 @@ impl Node {
         {
             let membership = Membership::new(spec.voters.iter().copied());
             self.start_group(spec.id, Start::Bootstrap(membership))?;
+            // Spread the first leaders over the nodes: the group's preferred
+            // voter campaigns at once, the others after an election timeout.
+            if preferred_leader(spec) == Some(self.config.id) {
+                if let Some(group) = self.group(spec.id) {
+                    group.campaign();
+                }
+            }
         }
         tracing::info!(
             node = self.config.id,
@@ -803,6 +810,15 @@ async fn collect_garbage(node: Weak<Node>) {
             Err(err) => tracing::warn!(%err, "garbage collection panicked"),
         }
     }
+}
+
+/// The voter that should lead `spec`'s group first: the voters taken in
+/// turn by group id, so that `n` nodes lead about `groups / n` each.
+fn preferred_leader(spec: &v1::GroupSpec) -> Option<NodeId> {
+    let mut voters = spec.voters.clone();
+    voters.sort_unstable();
+    let turn = usize::try_from(spec.id.saturating_sub(DATA_GROUP)).ok()? % voters.len().max(1);
+    voters.get(turn).copied()
 }
 
 /// Resolves, at the groups this node leads, the prepared transactions whose

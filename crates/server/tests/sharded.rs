@@ -435,3 +435,15 @@ async fn balances_of_first<E: TxnEngine>(engine: &E) -> i64 {
         .unwrap();
     balance(txn.get(&account(0), LockStrength::Shared).await.unwrap())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_leaders_are_spread_over_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let leaders: Vec<Option<u64>> = (1..=GROUPS as u64)
+        .map(|g| leader_of(&cluster, g))
+        .collect();
+    // Group g is first led by node g (the voters 1, 2, 3 taken in turn).
+    assert_eq!(leaders, vec![Some(1), Some(2), Some(3)]);
+}
