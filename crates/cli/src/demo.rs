@@ -119,8 +119,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     tokio::pin!(fenced);
     let outcome: Result<u8> = if args.no_shell {
         println!(
-            "Meridian demo: 3 replicas of every group in this process, data at {} \
-             (node {leader} leads)",
+            "Meridian demo: {DEMO_GROUPS} groups of 3 replicas in this process, data at {} \
+             (node {leader} leads group 1)",
             args.data_dir.display()
         );
         println!("serving the PostgreSQL protocol at {url}");
@@ -135,7 +135,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         }
     } else {
         eprintln!(
-            "Meridian demo: 3 replicas of every group in this process, data at {}, serving {url}",
+            "Meridian demo: {DEMO_GROUPS} groups of 3 replicas in this process, data at {}, serving {url}",
             args.data_dir.display()
         );
         let shell = shell::run(SqlArgs {
