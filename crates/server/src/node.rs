@@ -192,8 +192,13 @@ impl Node {
         }
         let record = match storage.get(Space::Meta, NODE_KEY)? {
             Some(bytes) => {
-                let record: NodeRecord = postcard::from_bytes(&bytes)
-                    .map_err(|e| Error::Corruption(format!("node record: {e}")))?;
+                let record: NodeRecord = postcard::from_bytes(&bytes).map_err(|e| {
+                    Error::InvalidInput(format!(
+                        "this data directory's node record cannot be read ({e}): it was \
+                         written by an earlier Meridian (before the placement was stored) \
+                         or is damaged; choose another data directory"
+                    ))
+                })?;
                 if record.id != config.id {
                     return Err(Error::InvalidInput(format!(
                         "this data directory belongs to node {}, not node {}",

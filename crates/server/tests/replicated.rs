@@ -482,3 +482,49 @@ async fn old_versions_are_collected_behind_the_retention() {
     // The newest version stays.
     assert_eq!(read_all(&engine, 2).await[1], Some(b"new".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_an_earlier_format_or_of_another_node_is_refused() {
+    use meridian_server::group::Storage;
+    use meridian_server::local::TokioSleeper;
+    use meridian_server::net::LocalNetwork;
+    use meridian_server::node::{Node, NodeConfig};
+    use meridian_storage::{MemoryEngine, Space, WriteBatch};
+    use meridian_truetime::TrueTime;
+
+    let open = |storage: Storage, id: u64| {
+        let config = NodeConfig {
+            id,
+            address: "node".into(),
+            join: vec![],
+            replication: ReplicationOptions::fast(),
+        };
+        let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+        Node::open(
+            config,
+            storage,
+            TrueTime::new(clock),
+            Arc::new(TokioSleeper),
+            Arc::new(LocalNetwork::new().connector("node")),
+        )
+    };
+    // A node record as Meridian wrote it before the placement was stored:
+    // id, cluster, address book, groups.
+    let storage: Storage = Arc::new(MemoryEngine::new());
+    let old =
+        postcard::to_allocvec(&(1u64, 7u64, vec![(1u64, "a".to_string())], vec![1u64])).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Meta, b"node".to_vec(), old);
+    storage
+        .write(batch, meridian_storage::Durability::Sync)
+        .unwrap();
+    let err = open(storage, 1).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("earlier Meridian"), "{err}");
+
+    // Another node's directory.
+    let storage: Storage = Arc::new(MemoryEngine::new());
+    open(storage.clone(), 1).unwrap().stop();
+    let err = open(storage, 2).unwrap_err();
+    assert!(err.to_string().contains("belongs to node 1"), "{err}");
+}
