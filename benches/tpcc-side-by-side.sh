@@ -175,7 +175,7 @@ for system in $SYSTEMS; do
             stop_pids "$DEMO_PID" ;;
         cluster)
             start_cluster; drive cluster "$URL"
-            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; done | paste -sd/)"
+            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; echo; done | paste -sd/)"
             stop_pids "${CLUSTER_PIDS[@]}" ;;
         *) log "unknown system $system"; exit 2 ;;
     esac
