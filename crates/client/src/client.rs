@@ -177,7 +177,7 @@ impl Client {
     /// Each attempt sends `BEGIN`, awaits `f(&tx)`, and sends `COMMIT` if it
     /// returned `Ok` (or `ROLLBACK` if it returned `Err`). When the attempt
     /// fails with an error that [is retryable](Error::is_retryable) (SQLSTATE
-    /// `40001` or `57P03`, or the connection was lost before `COMMIT` was
+    /// `40001`, `40P01` or `57P03`, or the connection was lost before `COMMIT` was
     /// sent, in which case the client reconnects), the transaction is rolled
     /// back and `f` runs again after a jittered exponential backoff, up to
     /// the [`RetryPolicy`](crate::RetryPolicy)'s `max_attempts`; then the

@@ -10,7 +10,7 @@ use tokio_postgres::error::{DbError, SqlState};
 ///
 /// | variant | when | retried by `transaction` |
 /// | --- | --- | --- |
-/// | [`Retryable`](Error::Retryable) | SQLSTATE `40001` (serialization failure) or `57P03` (cannot connect now: a group is electing a leader) | yes |
+/// | [`Retryable`](Error::Retryable) | SQLSTATE `40001` (serialization failure), `40P01` (deadlock detected, from PostgreSQL) or `57P03` (cannot connect now: a group is electing a leader) | yes |
 /// | [`ConnectionLost`](Error::ConnectionLost) | the connection closed or failed before `COMMIT` was sent | yes, on a new connection |
 /// | [`AmbiguousCommit`](Error::AmbiguousCommit) | SQLSTATE `40003`, or the connection was lost after `COMMIT` was sent | **never** |
 /// | [`RolledBack`](Error::RolledBack) | a statement failed but the closure returned `Ok` anyway | if its SQLSTATE is retryable |
@@ -20,8 +20,9 @@ use tokio_postgres::error::{DbError, SqlState};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transaction lost a conflict (SQLSTATE `40001`) or the data's
-    /// group had no leader for a moment (SQLSTATE `57P03`). Nothing of the
+    /// The transaction lost a conflict (SQLSTATE `40001`, or PostgreSQL's
+    /// `40P01` deadlock) or the data's group had no leader for a moment
+    /// (SQLSTATE `57P03`). Nothing of the
     /// transaction took effect: running the whole transaction again is
     /// safe. [`transaction`](crate::Client::transaction) does so itself and
     /// returns this only once its attempts are used up.
@@ -151,7 +152,9 @@ pub(crate) const CONNECTION_LOST: SqlState = SqlState::CONNECTION_FAILURE;
 
 /// SQLSTATEs after which the whole transaction may be run again.
 pub(crate) fn is_retryable_code(code: &SqlState) -> bool {
-    *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::CANNOT_CONNECT_NOW
+    *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::CANNOT_CONNECT_NOW
 }
 
 /// Whether the connection itself failed (closed, or an I/O error), as
@@ -210,6 +213,8 @@ mod tests {
     fn retryable_codes() {
         assert!(is_retryable_code(&SqlState::T_R_SERIALIZATION_FAILURE));
         assert!(is_retryable_code(&SqlState::CANNOT_CONNECT_NOW));
+        assert!(is_retryable_code(&SqlState::T_R_DEADLOCK_DETECTED));
+        assert_eq!(SqlState::T_R_DEADLOCK_DETECTED.code(), "40P01");
         assert!(!is_retryable_code(
             &SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN
         ));

@@ -59,7 +59,7 @@
 //! 1. it sends `BEGIN`, runs the closure with a [`Transaction`], and sends
 //!    `COMMIT` if the closure returned `Ok` (`ROLLBACK` if it returned
 //!    `Err`);
-//! 2. if a statement or the `COMMIT` failed with `40001` or `57P03`, or the
+//! 2. if a statement or the `COMMIT` failed with `40001`, `40P01` or `57P03`, or the
 //!    connection was lost before `COMMIT` was sent, it rolls back (ignoring
 //!    errors), sleeps for a jittered exponential backoff and runs the
 //!    closure again on the same connection (or on a new one, if it was

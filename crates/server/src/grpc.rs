@@ -27,6 +27,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const SHORT_CALL: Duration = Duration::from_secs(2);
 /// The deadline of a transaction operation (lock waits and commits included).
 const TXN_CALL: Duration = Duration::from_secs(60);
+/// The largest gRPC message either side accepts. Replies are bounded by
+/// design (scans come in pages, Paxos batches have a count limit), but a
+/// page of large rows or a snapshot may exceed tonic's default of 4 MiB.
+const MAX_MESSAGE: usize = 256 << 20;
+
 /// The deadline of `Init` (it calls every member).
 const INIT_CALL: Duration = Duration::from_secs(30);
 
@@ -37,7 +42,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     tonic::transport::Server::builder()
-        .add_service(NodeServer::new(Service(api)))
+        .add_service(
+            NodeServer::new(Service(api))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
@@ -65,7 +74,14 @@ fn from_status(status: Status) -> Error {
             return err;
         }
     }
-    Error::Unavailable(format!("{}: {}", status.code(), status.message()))
+    match status.code() {
+        // A message over the size limit is no outage: retrying cannot help.
+        tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => Error::Internal(format!(
+            "a node-to-node message was refused: {}",
+            status.message()
+        )),
+        _ => Error::Unavailable(format!("{}: {}", status.code(), status.message())),
+    }
 }
 
 #[tonic::async_trait]
@@ -159,7 +175,9 @@ impl GrpcPeer {
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         Ok(GrpcPeer {
-            client: NodeClient::new(endpoint.connect_lazy()),
+            client: NodeClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
         })
     }
 

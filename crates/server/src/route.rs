@@ -53,6 +53,9 @@ pub const BEGIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const FOLLOWER_READ_WAIT: Duration = Duration::from_secs(1);
 /// The pause between attempts when nothing changed.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Rows per routed `Scan` call: a scan of a large range comes in pages, so
+/// no reply grows with the table (gRPC messages are bounded).
+pub const SCAN_PAGE: usize = 1024;
 
 /// The engine of SQL sessions on a node: transactions spanning the
 /// cluster's groups ([`DistEngine`]), each part run at its group's leader.
@@ -507,20 +510,7 @@ impl Transaction for ClusterTxn {
         match self {
             ClusterTxn::Local(t) => t.scan(range, direction, limit, lock).await,
             ClusterTxn::Snapshot(t) => t.mvcc.scan(&range, t.read_ts, direction, limit),
-            ClusterTxn::Remote(t) => {
-                let op = v1::txn_request::Op::Scan(v1::ScanOp {
-                    range: Some(wire::proto_range(&range)),
-                    reverse: direction == ScanDirection::Reverse,
-                    limit: limit.map_or(0, |l| l as u64),
-                    lock: wire::proto_lock(lock),
-                });
-                match t.call(op).await? {
-                    v1::txn_reply::Result::Rows(rows) => {
-                        Ok(rows.rows.into_iter().map(|kv| (kv.key, kv.value)).collect())
-                    }
-                    other => Err(unexpected(&other)),
-                }
-            }
+            ClusterTxn::Remote(t) => t.scan_pages(range, direction, limit, lock).await,
         }
     }
 
@@ -679,6 +669,49 @@ pub struct RemoteTxn {
 }
 
 impl RemoteTxn {
+    /// A scan at the leader, [`SCAN_PAGE`] rows per call: each call asks
+    /// for the rest of the range after the last row received. A page that
+    /// fills its limit locks through its last row, the last page the rest
+    /// of the range, so together they lock what one scan would have.
+    async fn scan_pages(
+        &mut self,
+        mut range: KeyRange,
+        direction: ScanDirection,
+        limit: Option<usize>,
+        lock: LockStrength,
+    ) -> Result<Vec<KvPair>> {
+        let mut rows: Vec<KvPair> = Vec::new();
+        loop {
+            let page = limit.map_or(SCAN_PAGE, |l| (l - rows.len()).min(SCAN_PAGE));
+            let op = v1::txn_request::Op::Scan(v1::ScanOp {
+                range: Some(wire::proto_range(&range)),
+                reverse: direction == ScanDirection::Reverse,
+                limit: page as u64,
+                lock: wire::proto_lock(lock),
+            });
+            let got = match self.call(op).await? {
+                v1::txn_reply::Result::Rows(got) => got.rows,
+                other => return Err(unexpected(&other)),
+            };
+            let full = got.len() >= page;
+            rows.extend(got.into_iter().map(|kv| (kv.key, kv.value)));
+            if !full || limit.is_some_and(|l| rows.len() >= l) {
+                return Ok(rows);
+            }
+            let last = rows.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            range = match direction {
+                ScanDirection::Forward => KeyRange {
+                    start: Bound::Excluded(last),
+                    end: range.end,
+                },
+                ScanDirection::Reverse => KeyRange {
+                    start: range.start,
+                    end: Bound::Excluded(last),
+                },
+            };
+        }
+    }
+
     async fn call(&self, op: v1::txn_request::Op) -> Result<v1::txn_reply::Result> {
         let request = v1::TxnRequest {
             cluster: self.cluster,

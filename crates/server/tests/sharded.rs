@@ -447,3 +447,81 @@ async fn the_first_leaders_are_spread_over_the_nodes() {
     // Group g is first led by node g (the voters 1, 2, 3 taken in turn).
     assert_eq!(leaders, vec![Some(1), Some(2), Some(3)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_routed_to_another_node_comes_in_pages_and_locks_what_one_scan_would() {
+    use meridian_server::route::SCAN_PAGE;
+    use meridian_storage::{KeyRange, ScanDirection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Table 100 is group 2's; go through a node that does not lead it.
+    let leader = leader_of(&cluster, 2).unwrap();
+    let gateway = (1..=3).find(|&n| n != leader).unwrap();
+    let engine = cluster.engine(gateway);
+    let n = SCAN_PAGE as u64 * 2 + 100;
+    let row = |i: u64| {
+        let mut key = Vec::new();
+        keycode::encode_u64(&mut key, 100);
+        keycode::encode_u64(&mut key, i);
+        key
+    };
+    retrying(&engine, deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+        for i in 0..n {
+            txn.put(row(i), i.to_be_bytes().to_vec()).await?;
+        }
+        txn.commit().await
+    })
+    .await
+    .unwrap();
+    let mut table = Vec::new();
+    keycode::encode_u64(&mut table, 100);
+    let all = KeyRange::prefix(&table);
+
+    let mut txn = engine.begin(TxnMode::ReadWrite).await.unwrap();
+    assert!(txn.part_at(2).is_none());
+    let forward = txn
+        .scan(
+            all.clone(),
+            ScanDirection::Forward,
+            None,
+            LockStrength::Shared,
+        )
+        .await
+        .unwrap();
+    assert!(!txn.part_at(2).unwrap().is_follower_read());
+    assert_eq!(forward.len() as u64, n);
+    assert!(forward
+        .iter()
+        .enumerate()
+        .all(|(i, (k, _))| *k == row(i as u64)));
+    let reverse = txn
+        .scan(
+            all.clone(),
+            ScanDirection::Reverse,
+            Some(SCAN_PAGE + 7),
+            LockStrength::Shared,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reverse.len(), SCAN_PAGE + 7);
+    assert_eq!(reverse[0].0, row(n - 1));
+    assert_eq!(
+        reverse[SCAN_PAGE + 6].0,
+        row(n - 1 - (SCAN_PAGE as u64 + 6))
+    );
+
+    // The pages locked the whole range, as one scan would: an insert past
+    // the last row waits for the reader.
+    let mut writer = engine.begin(TxnMode::ReadWrite).await.unwrap();
+    let blocked = tokio::time::timeout(
+        Duration::from_millis(300),
+        writer.put(row(n + 5), b"late".to_vec()),
+    )
+    .await;
+    assert!(blocked.is_err(), "the insert must wait for the scan's lock");
+    txn.commit().await.unwrap();
+}
