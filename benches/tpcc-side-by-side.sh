@@ -150,6 +150,7 @@ start_cluster() {
 
 # The first number on the report line matching $2 in $TMP/$1.out.
 field() {
+    [ -f "$TMP/$1.out" ] || return 0
     grep -i -m1 -E "$2" "$TMP/$1.out" | grep -oE '[0-9]+(\.[0-9]+)?' | head -n1 || true
 }
 
