@@ -145,17 +145,7 @@ impl<E: Engine + 'static> LocalTxn<E> {
         logged.await?;
         // From here the prepared table holds `p` in flight until decided.
         in_flight.hand_over();
-        inner
-            .prepared
-            .lock()
-            .expect("prepared table poisoned")
-            .insert(
-                gid,
-                PreparedTxn {
-                    txn: self.id,
-                    record,
-                },
-            );
+        inner.hold_prepared(self.id, record);
         // The locks now belong to the prepared transaction.
         self.finished = true;
         Ok(Vote::Prepared { prepare_ts: p })
@@ -344,17 +334,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
             clock.last = clock.last.max(record.prepare_ts);
             clock.in_flight.insert(record.prepare_ts);
         }
-        inner
-            .prepared
-            .lock()
-            .expect("prepared table poisoned")
-            .insert(
-                gid,
-                PreparedTxn {
-                    txn,
-                    record: Arc::new(record),
-                },
-            );
+        inner.hold_prepared(txn, Arc::new(record));
         Ok(())
     }
 
@@ -458,6 +438,15 @@ impl<E: Engine> Drop for InFlight<E> {
 }
 
 impl<E: Engine> Inner<E> {
+    /// Keeps `record`'s transaction (lock table id `txn`) prepared until
+    /// its outcome.
+    fn hold_prepared(&self, txn: TxnId, record: Arc<PrepareRecord>) {
+        self.prepared
+            .lock()
+            .expect("prepared table poisoned")
+            .insert(record.gid, PreparedTxn { txn, record });
+    }
+
     /// Waits until `TT.after(s)` (commit wait) and counts the time it took.
     async fn commit_wait(&self, s: Timestamp) {
         let sleeper = self.sleeper.clone();
