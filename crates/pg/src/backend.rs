@@ -50,6 +50,10 @@ pub(crate) trait Backend: Send + 'static {
 
     /// The tables, for the catalog emulation.
     fn list_tables(&mut self) -> impl Future<Output = Result<Vec<TableInfo>>> + Send;
+
+    /// Who logged in, to which database (for `current_user` and
+    /// `current_database()` inside queries).
+    fn set_identity(&mut self, _user: &str, _database: &str) {}
 }
 
 impl<E: TxnEngine + Clone> Backend for Session<E> {
@@ -89,5 +93,9 @@ impl<E: TxnEngine + Clone> Backend for Session<E> {
 
     fn list_tables(&mut self) -> impl Future<Output = Result<Vec<TableInfo>>> + Send {
         Session::list_tables(self)
+    }
+
+    fn set_identity(&mut self, user: &str, database: &str) {
+        Session::set_identity(self, user, database);
     }
 }

@@ -108,6 +108,16 @@ async fn simple_query_protocol() {
     );
     // An empty query is answered (EmptyQueryResponse), not an error.
     client.simple_query("").await.unwrap();
+    // The login is current_user inside queries too, not only in the
+    // statements the wire layer answers itself.
+    let row = client
+        .query_one("SELECT current_user, current_database() FROM kv", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("meridian".to_string(), "meridian".to_string())
+    );
     server.shutdown().await;
 }
 

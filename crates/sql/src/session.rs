@@ -204,6 +204,9 @@ pub struct Session<E: TxnEngine> {
     pub(crate) state: State<E::Txn>,
     /// `SET` variables, by lower-case name.
     pub(crate) settings: BTreeMap<String, String>,
+    /// Who is connected, to which database (`current_user`,
+    /// `current_database()`): the login, or `root` and `meridian`.
+    identity: (String, String),
 }
 
 impl<E: TxnEngine> Session<E> {
@@ -213,7 +216,14 @@ impl<E: TxnEngine> Session<E> {
             engine,
             state: State::Idle,
             settings: BTreeMap::new(),
+            identity: ("root".into(), "meridian".into()),
         }
+    }
+
+    /// Sets who is connected (the wire protocol's login) and to which
+    /// database: what `current_user` and `current_database()` return.
+    pub fn set_identity(&mut self, user: &str, database: &str) {
+        self.identity = (user.to_owned(), database.to_owned());
     }
 
     /// Simple query protocol: runs every statement in `sql` in order and
@@ -403,12 +413,12 @@ impl<E: TxnEngine> Session<E> {
                 .settings
                 .get("session_authorization")
                 .cloned()
-                .unwrap_or_else(|| "root".into()),
+                .unwrap_or_else(|| self.identity.0.clone()),
             database: self
                 .settings
                 .get("database")
                 .cloned()
-                .unwrap_or_else(|| "meridian".into()),
+                .unwrap_or_else(|| self.identity.1.clone()),
         }
     }
 

@@ -363,7 +363,8 @@ struct Conn<B: Backend> {
 
 impl<B: Backend> Conn<B> {
     /// A connection for `login`, sending the end of startup.
-    fn new(mut io: Io, session: B, shared: Arc<Shared>, login: Login) -> Self {
+    fn new(mut io: Io, mut session: B, shared: Arc<Shared>, login: Login) -> Self {
+        session.set_identity(&login.user, &shared.config.database);
         let cancel = shared.cancels.register();
         let settings = Settings::new(
             &shared.config.server_version,
