@@ -323,7 +323,13 @@ impl<E: TxnEngine> Session<E> {
                         }
                     };
                     match result {
-                        Err(e) if e.is_retryable() && attempt < AUTO_RETRIES => attempt += 1,
+                        Err(e)
+                            if e.is_retryable()
+                                && !matches!(e, Error::Unavailable(_))
+                                && attempt < AUTO_RETRIES =>
+                        {
+                            attempt += 1
+                        }
                         other => return other,
                     }
                 }

@@ -44,6 +44,8 @@ use crate::plan::Statement;
 use crate::types::{DataType, Value};
 
 /// How many times an implicit transaction is retried after a conflict.
+/// (Not after [`Error::Unavailable`]: the engine already waited for a
+/// leader before giving up, and the client decides what comes next.)
 pub(crate) const AUTO_RETRIES: usize = 5;
 
 /// A result column.
@@ -297,7 +299,10 @@ impl<E: TxnEngine> Session<E> {
                     *last = Err(e);
                 }
             }
-            let retryable = matches!(out.last(), Some(Err(e)) if e.is_retryable());
+            let retryable = matches!(
+                out.last(),
+                Some(Err(e)) if e.is_retryable() && !matches!(e, Error::Unavailable(_))
+            );
             if retryable && attempt < AUTO_RETRIES {
                 attempt += 1;
                 continue;

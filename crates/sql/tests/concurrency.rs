@@ -374,3 +374,108 @@ async fn implicit_transactions_retry_lost_conflicts() {
     tokio::join!(implicit, explicit);
     assert_eq!(int(&mut young, "SELECT v FROM t WHERE k = 1").await, 105);
 }
+
+/// An engine whose reads fail with `Unavailable` (no leader answered)
+/// while `down` is set, counting the transactions begun.
+#[derive(Clone)]
+struct Outage {
+    inner: Engine,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    begun: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct OutageTxn {
+    inner: meridian_txn::LocalTxn<MemoryEngine>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl OutageTxn {
+    fn check(&self) -> meridian_error::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable("no leader answered".into()));
+        }
+        Ok(())
+    }
+}
+
+impl meridian_txn::TxnEngine for Outage {
+    type Txn = OutageTxn;
+
+    async fn begin(&self, mode: meridian_txn::TxnMode) -> meridian_error::Result<OutageTxn> {
+        self.begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(OutageTxn {
+            inner: self.inner.begin(mode).await?,
+            down: self.down.clone(),
+        })
+    }
+
+    fn now(&self) -> meridian_truetime::TtInterval {
+        self.inner.now()
+    }
+}
+
+impl meridian_txn::Transaction for OutageTxn {
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
+    fn mode(&self) -> meridian_txn::TxnMode {
+        self.inner.mode()
+    }
+    fn start_ts(&self) -> Timestamp {
+        self.inner.start_ts()
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+    async fn get(
+        &mut self,
+        key: &[u8],
+        lock: meridian_txn::LockStrength,
+    ) -> meridian_error::Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.inner.get(key, lock).await
+    }
+    async fn scan(
+        &mut self,
+        range: meridian_storage::KeyRange,
+        direction: meridian_storage::ScanDirection,
+        limit: Option<usize>,
+        lock: meridian_txn::LockStrength,
+    ) -> meridian_error::Result<Vec<meridian_storage::KvPair>> {
+        self.check()?;
+        self.inner.scan(range, direction, limit, lock).await
+    }
+    async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> meridian_error::Result<()> {
+        self.inner.put(key, value).await
+    }
+    async fn delete(&mut self, key: Vec<u8>) -> meridian_error::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn commit(self) -> meridian_error::Result<Option<Timestamp>> {
+        self.inner.commit().await
+    }
+    async fn rollback(self) -> meridian_error::Result<()> {
+        self.inner.rollback().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unavailable_group_is_reported_not_retried() {
+    use std::sync::atomic::Ordering;
+    let outage = Outage {
+        inner: engine(),
+        down: Arc::default(),
+        begun: Arc::default(),
+    };
+    let mut s = Session::new(outage.clone());
+    assert!(s.execute("CREATE TABLE t (k INT PRIMARY KEY, v INT)").await[0].is_ok());
+    outage.down.store(true, Ordering::SeqCst);
+    let before = outage.begun.load(Ordering::SeqCst);
+    let results = s.execute("SELECT v FROM t WHERE k = 1").await;
+    let err = results.last().unwrap().as_ref().unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    // The engine already waited for a leader: one attempt, not six.
+    assert_eq!(outage.begun.load(Ordering::SeqCst) - before, 1);
+    outage.down.store(false, Ordering::SeqCst);
+    assert!(s.execute("SELECT v FROM t WHERE k = 1").await[0].is_ok());
+}
