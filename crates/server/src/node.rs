@@ -647,13 +647,22 @@ impl Node {
     /// Takes a batch of Paxos messages from a peer.
     fn take_batch(&self, batch: v1::PaxosBatch) -> Result<()> {
         let cluster = self.cluster();
-        if cluster == 0 || batch.cluster != cluster {
+        if cluster == 0 {
+            // Founding: a member that bootstrapped first already talks to
+            // this one, whose Bootstrap call is on its way.
+            tracing::debug!(
+                from = batch.from,
+                "refused paxos messages before joining the cluster"
+            );
+        } else if batch.cluster != cluster {
             tracing::warn!(
                 from = batch.from,
                 their_cluster = format!("{:016x}", batch.cluster),
                 our_cluster = format!("{cluster:016x}"),
                 "refused paxos messages from another cluster"
             );
+        }
+        if cluster == 0 || batch.cluster != cluster {
             return Err(Error::InvalidInput(format!(
                 "node {} does not belong to cluster {:016x}",
                 self.config.id, batch.cluster
