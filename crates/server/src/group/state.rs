@@ -49,7 +49,8 @@ use std::collections::BTreeMap;
 use meridian_error::{Error, Result};
 use meridian_paxos::{Entry, Slot, Snapshot, Value};
 use meridian_storage::{
-    put_version, versioned_range, Durability, Engine, KeyRange, ScanDirection, Space, WriteBatch,
+    put_version, versioned_range, Durability, Engine, KeyRange, KvPair, ScanDirection, Space,
+    WriteBatch,
 };
 use meridian_truetime::Timestamp;
 use meridian_txn::{GlobalTxnId, LockMode, LockTarget, Outcome, PrepareRecord};
@@ -398,8 +399,7 @@ impl<E: Engine> GroupState<E> {
         let bytes = self.engine.get(Space::Meta, key)?.ok_or_else(|| {
             Error::Internal(format!("group {}: a prepare record is missing", self.group))
         })?;
-        postcard::from_bytes(&bytes)
-            .map_err(|e| Error::Corruption(format!("group {}: prepare record: {e}", self.group)))
+        decode_prepared(self.group, &bytes)
     }
 
     /// The outcome of `gid` recorded here (`Some(None)`: aborted), with
@@ -411,12 +411,7 @@ impl<E: Engine> GroupState<E> {
     ) -> Result<Option<Option<Timestamp>>> {
         match pending.get(&gid) {
             Some(outcome) => Ok(Some(*outcome)),
-            None => read_outcome(&self.engine, self.group, GlobalTxnId(gid)).map(|o| {
-                o.map(|o| match o {
-                    Outcome::Committed(ts) => Some(ts),
-                    Outcome::Aborted => None,
-                })
-            }),
+            None => stored_outcome(&self.engine, self.group, GlobalTxnId(gid)),
         }
     }
 
@@ -424,32 +419,38 @@ impl<E: Engine> GroupState<E> {
     ///
     /// [`Replica::compact`]: meridian_paxos::Replica::compact
     pub fn dump(&self) -> Result<Vec<u8>> {
-        let mut versions = Vec::new();
-        for span in &self.spans {
-            for item in
-                self.engine
-                    .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
-            {
-                versions.push(item?);
-            }
-        }
-        let mut records = Vec::new();
-        for kind in [PREPARED, OUTCOME] {
-            let prefix = record_prefix(self.group, kind);
-            for item in self.engine.scan(
-                Space::Meta,
-                &KeyRange::prefix(&prefix),
-                ScanDirection::Forward,
-            ) {
-                records.push(item?);
-            }
-        }
+        let (versions, records) = self.stored()?;
         let data = SnapshotData {
             max_ts: self.max_ts,
             versions,
             records,
         };
         Ok(postcard::to_allocvec(&data).expect("snapshots always encode"))
+    }
+
+    /// What the group stores on this node: the raw versions in its ranges
+    /// ([`Space::Data`]) and its two-phase commit records ([`Space::Meta`]).
+    fn stored(&self) -> Result<(Vec<KvPair>, Vec<KvPair>)> {
+        let versions = self
+            .spans
+            .iter()
+            .flat_map(|span| {
+                self.engine
+                    .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
+            })
+            .collect::<Result<_>>()?;
+        let records = [PREPARED, OUTCOME]
+            .into_iter()
+            .flat_map(|kind| {
+                let prefix = record_prefix(self.group, kind);
+                self.engine.scan(
+                    Space::Meta,
+                    &KeyRange::prefix(&prefix),
+                    ScanDirection::Forward,
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok((versions, records))
     }
 
     /// Replaces the state machine's data with `snapshot`'s, synced. A
@@ -474,25 +475,12 @@ impl<E: Engine> GroupState<E> {
             })?
         };
         let mut batch = WriteBatch::new();
-        for span in &self.spans {
-            for item in
-                self.engine
-                    .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
-            {
-                let (key, _) = item?;
-                batch.delete(Space::Data, key);
-            }
+        let (versions, records) = self.stored()?;
+        for (key, _) in versions {
+            batch.delete(Space::Data, key);
         }
-        for kind in [PREPARED, OUTCOME] {
-            let prefix = record_prefix(self.group, kind);
-            for item in self.engine.scan(
-                Space::Meta,
-                &KeyRange::prefix(&prefix),
-                ScanDirection::Forward,
-            ) {
-                let (key, _) = item?;
-                batch.delete(Space::Meta, key);
-            }
+        for (key, _) in records {
+            batch.delete(Space::Meta, key);
         }
         for (key, value) in data.versions {
             batch.put(Space::Data, key, value);
@@ -500,9 +488,7 @@ impl<E: Engine> GroupState<E> {
         let mut prepared = BTreeMap::new();
         for (key, value) in data.records {
             if key.starts_with(&record_prefix(self.group, PREPARED)) {
-                let entry: PreparedEntry = postcard::from_bytes(&value).map_err(|e| {
-                    Error::Corruption(format!("group {}: prepare record: {e}", self.group))
-                })?;
+                let entry = decode_prepared(self.group, &value)?;
                 prepared.insert(entry.gid, entry.prepare_ts);
             }
             batch.put(Space::Meta, key, value);
@@ -530,12 +516,14 @@ pub fn stored_prepare_records<E: Engine>(engine: &E, group: u64) -> Result<Vec<P
             &KeyRange::prefix(&prefix),
             ScanDirection::Forward,
         )
-        .map(|item| {
-            let (_, bytes) = item?;
-            postcard::from_bytes(&bytes)
-                .map_err(|e| Error::Corruption(format!("group {group}: prepare record: {e}")))
-        })
+        .map(|item| decode_prepared(group, &item?.1))
         .collect()
+}
+
+/// A stored prepare record of `group`.
+fn decode_prepared(group: u64, bytes: &[u8]) -> Result<PreparedEntry> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| Error::Corruption(format!("group {group}: prepare record: {e}")))
 }
 
 /// The outcome of `gid` as the coordinator `group` recorded it in
@@ -545,15 +533,27 @@ pub fn read_outcome<E: Engine>(
     group: u64,
     gid: GlobalTxnId,
 ) -> Result<Option<Outcome>> {
+    Ok(
+        stored_outcome(engine, group, gid)?.map(|outcome| match outcome {
+            Some(ts) => Outcome::Committed(ts),
+            None => Outcome::Aborted,
+        }),
+    )
+}
+
+/// The outcome record of `gid` in `group`, as stored: `Some(None)` is an
+/// abort, `Some(Some(s))` a commit at `s`.
+fn stored_outcome<E: Engine>(
+    engine: &E,
+    group: u64,
+    gid: GlobalTxnId,
+) -> Result<Option<Option<Timestamp>>> {
     let Some(bytes) = engine.get(Space::Meta, &record_key(group, OUTCOME, gid.0))? else {
         return Ok(None);
     };
-    let outcome: Option<Timestamp> = postcard::from_bytes(&bytes)
-        .map_err(|e| Error::Corruption(format!("group {group}: outcome of {gid}: {e}")))?;
-    Ok(Some(match outcome {
-        Some(ts) => Outcome::Committed(ts),
-        None => Outcome::Aborted,
-    }))
+    postcard::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corruption(format!("group {group}: outcome of {gid}: {e}")))
 }
 
 /// Writes `writes` as versions at `ts`.
