@@ -236,7 +236,7 @@ impl Node {
         });
         if record.cluster != 0 {
             node.connect_peers(&record)?;
-            node.set_placement(&record.ranges)?;
+            node.set_placement(RangeMap::new(record.ranges.clone())?);
             for &group in &record.groups {
                 node.start_group(group, Start::Recover)?;
             }
@@ -329,11 +329,9 @@ impl Node {
         Ok(bytes)
     }
 
-    /// Installs the placement `ranges`.
-    fn set_placement(&self, ranges: &[(Vec<u8>, u64)]) -> Result<()> {
-        let map = RangeMap::new(ranges.to_vec())?;
+    /// Installs the placement.
+    fn set_placement(&self, map: RangeMap) {
         *self.placement.write().expect("placement poisoned") = Some(Arc::new(map));
-        Ok(())
     }
 
     /// The key ranges `group` owns.
@@ -616,9 +614,9 @@ impl Node {
                 "a bootstrap request without a placement".into(),
             ));
         }
-        RangeMap::new(record.ranges.clone())?;
+        let placement = RangeMap::new(record.ranges.clone())?;
         write_record(&self.storage, &record)?;
-        self.set_placement(&record.ranges)?;
+        self.set_placement(placement);
         *self.record.write().expect("record poisoned") = record.clone();
         self.connect_peers(&record)?;
         for spec in request
@@ -647,22 +645,22 @@ impl Node {
     /// Takes a batch of Paxos messages from a peer.
     fn take_batch(&self, batch: v1::PaxosBatch) -> Result<()> {
         let cluster = self.cluster();
-        if cluster == 0 {
-            // Founding: a member that bootstrapped first already talks to
-            // this one, whose Bootstrap call is on its way.
-            tracing::debug!(
-                from = batch.from,
-                "refused paxos messages before joining the cluster"
-            );
-        } else if batch.cluster != cluster {
-            tracing::warn!(
-                from = batch.from,
-                their_cluster = format!("{:016x}", batch.cluster),
-                our_cluster = format!("{cluster:016x}"),
-                "refused paxos messages from another cluster"
-            );
-        }
         if cluster == 0 || batch.cluster != cluster {
+            if cluster == 0 {
+                // Founding: a member that bootstrapped first already talks
+                // to this one, whose Bootstrap call is on its way.
+                tracing::debug!(
+                    from = batch.from,
+                    "refused paxos messages before joining the cluster"
+                );
+            } else {
+                tracing::warn!(
+                    from = batch.from,
+                    their_cluster = format!("{:016x}", batch.cluster),
+                    our_cluster = format!("{cluster:016x}"),
+                    "refused paxos messages from another cluster"
+                );
+            }
             return Err(Error::InvalidInput(format!(
                 "node {} does not belong to cluster {:016x}",
                 self.config.id, batch.cluster
