@@ -537,6 +537,22 @@ impl<E: Engine> Inner<E> {
         below: Option<Timestamp>,
         decides: Option<GlobalTxnId>,
     ) -> Result<(Timestamp, CommitFuture)> {
+        self.issue_in_flight(min_ts, below, |s| {
+            self.replication.commit(txn, s, writes, decides)
+        })
+    }
+
+    /// Picks a timestamp for a record that will apply writes (a commit or a
+    /// prepare): at least `TT.now().latest` and `min_ts`, above every
+    /// timestamp issued, below the replication's bound and `below`; records
+    /// it as in flight and calls `hand` with it under the timestamp lock,
+    /// so that records reach the replication in timestamp order.
+    fn issue_in_flight(
+        &self,
+        min_ts: Timestamp,
+        below: Option<Timestamp>,
+        hand: impl FnOnce(Timestamp) -> CommitFuture,
+    ) -> Result<(Timestamp, CommitFuture)> {
         let bound = self.replication.admit()?;
         let latest = self.tt.now().latest;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
@@ -550,7 +566,7 @@ impl<E: Engine> Inner<E> {
         }
         clock.last = s;
         clock.in_flight.insert(s);
-        Ok((s, self.replication.commit(txn, s, writes, decides)))
+        Ok((s, hand(s)))
     }
 
     /// Marks the commit at `s` as applied (or abandoned).

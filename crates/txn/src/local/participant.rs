@@ -40,7 +40,7 @@ use meridian_error::{Error, Result};
 use meridian_storage::Engine;
 use meridian_truetime::Timestamp;
 
-use super::{check_bound, Inner, LocalEngine, LocalTxn};
+use super::{CommitFuture, Inner, LocalEngine, LocalTxn};
 use crate::api::TxnMode;
 use crate::lock_table::TxnId;
 use crate::two_phase::{GlobalTxnId, Outcome, PrepareRecord, Vote};
@@ -117,7 +117,7 @@ impl<E: Engine + 'static> LocalTxn<E> {
             self.finished = true;
             return Ok(Vote::ReadOnly { until });
         }
-        let record = PrepareRecord {
+        let mut record = PrepareRecord {
             gid,
             coordinator,
             start_ts: self.start_ts,
@@ -125,22 +125,11 @@ impl<E: Engine + 'static> LocalTxn<E> {
             writes: std::mem::take(&mut self.writes),
             locks: inner.locks.held_by(self.id),
         };
-        let (record, logged) = {
-            let bound = inner.replication.admit()?;
-            let latest = inner.tt.now().latest;
-            let mut clock = inner.clock.lock().expect("clock lock poisoned");
-            let p = latest.max(clock.last.next());
-            check_bound(p, bound)?;
-            clock.last = p;
-            clock.in_flight.insert(p);
-            let record = Arc::new(PrepareRecord {
-                prepare_ts: p,
-                ..record
-            });
-            let logged = inner.replication.prepare((*record).clone());
-            (record, logged)
-        };
-        let p = record.prepare_ts;
+        let (p, logged) = inner.issue_in_flight(Timestamp::MIN, None, |p| {
+            record.prepare_ts = p;
+            inner.replication.prepare(record.clone())
+        })?;
+        let record = Arc::new(record);
         let in_flight = InFlight::new(inner.clone(), p);
         logged.await?;
         // From here the prepared table holds `p` in flight until decided.
@@ -233,21 +222,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
         else {
             return Ok(());
         };
-        let logged = {
-            inner.replication.admit()?;
-            let mut clock = inner.clock.lock().expect("clock lock poisoned");
-            if let Outcome::Committed(s) = outcome {
-                if s < prepared.record.prepare_ts {
-                    return Err(Error::Internal(format!(
-                        "transaction {gid}: commit timestamp {s} below its prepare timestamp {}",
-                        prepared.record.prepare_ts
-                    )));
-                }
-                clock.last = clock.last.max(s);
-            }
-            inner.replication.decide(&prepared.record, outcome)
-        };
-        logged.await?;
+        inner.log_outcome(&prepared.record, outcome)?.await?;
         let removed = inner
             .prepared
             .lock()
@@ -277,15 +252,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
         {
             return self.decide(record.gid, outcome).await;
         }
-        let logged = {
-            inner.replication.admit()?;
-            let mut clock = inner.clock.lock().expect("clock lock poisoned");
-            if let Outcome::Committed(s) = outcome {
-                clock.last = clock.last.max(s);
-            }
-            inner.replication.decide(record, outcome)
-        };
-        logged.await?;
+        inner.log_outcome(record, outcome)?.await?;
         tracing::info!(gid = %record.gid, ?outcome, "decided a prepare record held by no engine");
         Ok(())
     }
@@ -445,6 +412,24 @@ impl<E: Engine> Inner<E> {
             .lock()
             .expect("prepared table poisoned")
             .insert(record.gid, PreparedTxn { txn, record });
+    }
+
+    /// Hands `record`'s outcome to the replication (the engine must still
+    /// serve). A commit raises the issued timestamps to `s`, so that the
+    /// transactions taking its locks next commit after it.
+    fn log_outcome(&self, record: &PrepareRecord, outcome: Outcome) -> Result<CommitFuture> {
+        self.replication.admit()?;
+        let mut clock = self.clock.lock().expect("clock lock poisoned");
+        if let Outcome::Committed(s) = outcome {
+            if s < record.prepare_ts {
+                return Err(Error::Internal(format!(
+                    "transaction {}: commit timestamp {s} below its prepare timestamp {}",
+                    record.gid, record.prepare_ts
+                )));
+            }
+            clock.last = clock.last.max(s);
+        }
+        Ok(self.replication.decide(record, outcome))
     }
 
     /// Waits until `TT.after(s)` (commit wait) and counts the time it took.
