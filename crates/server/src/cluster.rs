@@ -219,21 +219,24 @@ impl LocalCluster {
         self.node(id).engine()
     }
 
+    /// The running node serving `group` now (leading it with a lease), if
+    /// any.
+    pub fn leader_of(&self, group: u64) -> Option<NodeId> {
+        self.running().into_iter().find(|&id| {
+            self.node(id)
+                .group(group)
+                .is_some_and(|g| g.status().serving)
+        })
+    }
+
     /// Waits until every group is served by some running node; returns
     /// the node serving the first group.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
         let deadline = tokio::time::Instant::now() + timeout;
         let groups = u64::from(self.options.groups.max(1));
         loop {
-            let serving = |group: u64| {
-                self.running().into_iter().find(|&id| {
-                    self.node(id)
-                        .group(group)
-                        .is_some_and(|g| g.status().serving)
-                })
-            };
-            if let Some(first) = serving(DATA_GROUP) {
-                if (DATA_GROUP + 1..DATA_GROUP + groups).all(|g| serving(g).is_some()) {
+            if let Some(first) = self.leader_of(DATA_GROUP) {
+                if (DATA_GROUP + 1..DATA_GROUP + groups).all(|g| self.leader_of(g).is_some()) {
                     return Ok(first);
                 }
             }

@@ -47,16 +47,6 @@ fn balance(bytes: Option<Vec<u8>>) -> i64 {
     i64::from_be_bytes(bytes.try_into().expect("8-byte balances"))
 }
 
-/// The node serving `group` now.
-fn leader_of(cluster: &LocalCluster, group: u64) -> Option<u64> {
-    cluster.running().into_iter().find(|&id| {
-        cluster
-            .node(id)
-            .group(group)
-            .is_some_and(|g| g.status().serving)
-    })
-}
-
 /// Every balance, read by a transaction in `mode`.
 async fn balances<E: TxnEngine>(engine: &E, mode: TxnMode) -> Result<Vec<i64>, Error> {
     let mut txn = engine.begin(mode).await?;
@@ -163,7 +153,7 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
     let total = OPENING_BALANCE * ACCOUNTS as i64;
 
     // The victim leads group 2; the clients use the other nodes.
-    let victim = leader_of(&cluster, 2).expect("group 2 has a leader");
+    let victim = cluster.leader_of(2).expect("group 2 has a leader");
     let clients: Vec<u64> = (1..=3).filter(|&n| n != victim).collect();
     let history = Arc::new(Mutex::new(Vec::new()));
     let ambiguous = Arc::new(Mutex::new(0usize));
@@ -240,7 +230,7 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
     let settle = Instant::now() + PREPARED_TIMEOUT * 4;
     loop {
         let pending: usize = (1..=GROUPS as u64)
-            .filter_map(|g| leader_of(&cluster, g))
+            .filter_map(|g| cluster.leader_of(g))
             .map(|n| {
                 (1..=GROUPS as u64)
                     .filter_map(|g| cluster.node(n).group(g)?.leader_engine())
@@ -335,7 +325,7 @@ async fn a_snapshot_across_groups_is_the_same_at_followers_and_leaders() {
     // its followers alone, at their common safe time: past the last write
     // once idle leaders advanced it, and never older than the bound.
     let reader = (1..=3u64)
-        .find(|&n| (1..=GROUPS as u64).all(|g| leader_of(&cluster, g) != Some(n)))
+        .find(|&n| (1..=GROUPS as u64).all(|g| cluster.leader_of(g) != Some(n)))
         .unwrap_or(1);
     let engine = cluster.engine(reader);
     let fresh = Instant::now() + Duration::from_secs(10);
@@ -357,7 +347,7 @@ async fn a_snapshot_across_groups_is_the_same_at_followers_and_leaders() {
         if ts >= last {
             assert_eq!(seen, expected, "read at {ts}");
             let leaders: Vec<u64> = (1..=GROUPS as u64)
-                .filter(|&g| leader_of(&cluster, g) == Some(reader))
+                .filter(|&g| cluster.leader_of(g) == Some(reader))
                 .collect();
             for g in (1..=GROUPS as u64).filter(|g| !leaders.contains(g)) {
                 assert!(
@@ -383,7 +373,7 @@ async fn an_abandoned_prepared_transaction_is_resolved_and_releases_its_locks() 
     let deadline = Instant::now() + Duration::from_secs(60);
     // Prepare a transaction at group 2's leader, naming group 3 as its
     // coordinator, and never finish it: its gateway "died".
-    let node = leader_of(&cluster, 2).unwrap();
+    let node = cluster.leader_of(2).unwrap();
     let leader = cluster
         .node(node)
         .group(2)
@@ -415,7 +405,7 @@ async fn an_abandoned_prepared_transaction_is_resolved_and_releases_its_locks() 
     let seen = balances_of_first(&engine).await;
     assert_eq!(seen, 7, "the abandoned write was aborted");
     // The coordinator remembers the abort.
-    let coordinator = leader_of(&cluster, 3).unwrap();
+    let coordinator = cluster.leader_of(3).unwrap();
     let outcome = cluster
         .node(coordinator)
         .group(3)
@@ -441,9 +431,7 @@ async fn the_first_leaders_are_spread_over_the_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let leaders: Vec<Option<u64>> = (1..=GROUPS as u64)
-        .map(|g| leader_of(&cluster, g))
-        .collect();
+    let leaders: Vec<Option<u64>> = (1..=GROUPS as u64).map(|g| cluster.leader_of(g)).collect();
     // Group g is first led by node g (the voters 1, 2, 3 taken in turn).
     assert_eq!(leaders, vec![Some(1), Some(2), Some(3)]);
 }
@@ -458,7 +446,7 @@ async fn a_scan_routed_to_another_node_comes_in_pages_and_locks_what_one_scan_wo
     cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     // Table 100 is group 2's; go through a node that does not lead it.
-    let leader = leader_of(&cluster, 2).unwrap();
+    let leader = cluster.leader_of(2).unwrap();
     let gateway = (1..=3).find(|&n| n != leader).unwrap();
     let engine = cluster.engine(gateway);
     let n = SCAN_PAGE as u64 * 2 + 100;
