@@ -81,6 +81,19 @@ pub enum Error {
         /// The leader this replica knows of, if any.
         leader: Option<u64>,
     },
+    /// The group asked no longer serves (or does not yet serve) this part of
+    /// the keyspace: the range moved. The router refreshes its placement
+    /// and a client retries the transaction (SQLSTATE 40001).
+    #[error("group {group} does not serve this range{}", match moved_to {
+        Some(g) => format!(" (it moved to group {g})"),
+        None => String::new(),
+    })]
+    RangeMoved {
+        /// The group asked.
+        group: u64,
+        /// Where the range went, if the group knows.
+        moved_to: Option<u64>,
+    },
     /// No leader could be reached within the routing deadline: the group has
     /// no quorum, or is electing one (SQLSTATE 57P03, "cannot connect now").
     #[error("unavailable: {0}")]
@@ -192,6 +205,7 @@ impl Error {
                 | Error::LockTimeout { .. }
                 | Error::Aborted(_)
                 | Error::NotLeader { .. }
+                | Error::RangeMoved { .. }
                 | Error::Unavailable(_)
         )
         // AmbiguousCommit is deliberately not retryable: the first attempt
@@ -208,7 +222,8 @@ impl Error {
             Error::Wounded { .. }
             | Error::LockTimeout { .. }
             | Error::Aborted(_)
-            | Error::NotLeader { .. } => "40001",
+            | Error::NotLeader { .. }
+            | Error::RangeMoved { .. } => "40001",
             Error::AmbiguousCommit(_) => "40003",
             // Class 42: syntax error or access rule violation.
             Error::SyntaxError(_) => "42601",

@@ -17,5 +17,7 @@ pub mod local;
 pub mod net;
 pub mod node;
 pub mod paxos_log;
+pub mod placement;
 pub mod route;
+pub mod spans;
 pub mod txn_service;

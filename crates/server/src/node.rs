@@ -45,7 +45,7 @@ use meridian_proto::v1;
 use meridian_storage::{
     keycode, versioned_range, Durability, KeyRange, Mvcc, ScanDirection, Space, WriteBatch,
 };
-use meridian_truetime::TrueTime;
+use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{RangeMap, Sleeper};
 use serde::{Deserialize, Serialize};
 
@@ -148,8 +148,12 @@ pub struct Node {
     txns: RemoteTxns,
     /// Serializes bootstrap.
     bootstrap_lock: tokio::sync::Mutex<()>,
-    /// Which group holds which keys (empty until bootstrapped).
-    placement: RwLock<Option<Arc<RangeMap>>>,
+    /// Which group holds which keys (empty until bootstrapped), with the
+    /// timestamp of the placement rows it was read from (`MIN`: the
+    /// founding placement).
+    placement: RwLock<Option<(Timestamp, Arc<RangeMap>)>>,
+    /// Woken when a group refused a key: the placement is stale.
+    placement_stale: tokio::sync::Notify,
     /// Set when the node stops: work in flight ends with it.
     stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -232,6 +236,7 @@ impl Node {
             groups: RwLock::new(HashMap::new()),
             bootstrap_lock: tokio::sync::Mutex::new(()),
             placement: RwLock::new(None),
+            placement_stale: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
         });
         if record.cluster != 0 {
@@ -249,6 +254,7 @@ impl Node {
         node.txns.start_reaper(Arc::downgrade(&node));
         tokio::spawn(resolve_abandoned(Arc::downgrade(&node)));
         tokio::spawn(collect_garbage(Arc::downgrade(&node)));
+        tokio::spawn(crate::placement::keep_fresh(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -282,7 +288,8 @@ impl Node {
         self.placement
             .read()
             .expect("placement poisoned")
-            .clone()
+            .as_ref()
+            .map(|(_, map)| map.clone())
             .ok_or_else(|| {
                 Error::Unavailable(format!(
                     "node {} does not belong to a cluster yet (run meridian init)",
@@ -329,15 +336,57 @@ impl Node {
         Ok(bytes)
     }
 
-    /// Installs the placement.
+    /// Installs the founding placement.
     fn set_placement(&self, map: RangeMap) {
-        *self.placement.write().expect("placement poisoned") = Some(Arc::new(map));
+        *self.placement.write().expect("placement poisoned") =
+            Some((Timestamp::MIN, Arc::new(map)));
     }
 
-    /// The key ranges `group` owns.
+    /// Installs the placement rows read at `read_ts`, unless the cache was
+    /// read at a later timestamp.
+    pub(crate) fn install_placement(&self, read_ts: Timestamp, map: RangeMap) {
+        let mut placement = self.placement.write().expect("placement poisoned");
+        if placement.as_ref().is_none_or(|(ts, _)| *ts < read_ts) {
+            if placement.as_ref().is_none_or(|(_, old)| **old != map) {
+                tracing::info!(
+                    node = self.config.id,
+                    ranges = map.ranges().count(),
+                    "placement changed"
+                );
+            }
+            *placement = Some((read_ts, Arc::new(map)));
+        }
+    }
+
+    /// Says the cached placement is stale (a group refused a key): it is
+    /// read again at once.
+    pub fn placement_stale(&self) {
+        self.placement_stale.notify_one();
+    }
+
+    /// Resolves when the placement is said to be stale.
+    pub(crate) async fn placement_stale_notified(&self) {
+        self.placement_stale.notified().await;
+    }
+
+    /// The placement the cluster was founded with.
+    pub(crate) fn founding_placement(&self) -> Vec<(Vec<u8>, u64)> {
+        self.record.read().expect("record poisoned").ranges.clone()
+    }
+
+    /// The cluster's groups.
+    pub fn known_groups(&self) -> BTreeSet<u64> {
+        let record = self.record.read().expect("record poisoned");
+        let mut groups: BTreeSet<u64> = record.groups.iter().copied().collect();
+        groups.extend(record.ranges.iter().map(|&(_, g)| g));
+        groups
+    }
+
+    /// The key ranges the founding placement gives `group` (what its state
+    /// machine serves until a move changes it).
     fn spans_of(&self, group: u64) -> Result<Vec<KeyRange>> {
-        Ok(self
-            .placement()?
+        let founding = RangeMap::new(self.founding_placement())?;
+        Ok(founding
             .ranges()
             .filter(|&(_, _, g)| g == group)
             .map(|(start, end, _)| KeyRange {

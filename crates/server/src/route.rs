@@ -28,6 +28,7 @@
 //! answer is lost is [`Error::AmbiguousCommit`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,9 +43,11 @@ use meridian_txn::{
     Transaction, TxnMode, Vote,
 };
 
-use crate::group::{LeaderTxn, Storage};
+use crate::group::{LeaderTxn, SharedSpans, Storage};
 use crate::net::NodeApi;
 use crate::node::Node;
+use crate::placement;
+use crate::spans::control_group;
 
 /// How long `begin` looks for a leader.
 pub const BEGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,6 +78,23 @@ impl ClusterGroups {
         ClusterGroups { node }
     }
 
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Runs a group-level call (no transaction handle) at `group`'s
+    /// leader, looking for it as `begin` does.
+    pub(crate) async fn group_call(
+        &self,
+        group: u64,
+        what: &str,
+        op: v1::txn_request::Op,
+    ) -> Result<v1::txn_reply::Result> {
+        self.at_leader(group, what, || self.try_group_call(group, op.clone()))
+            .await
+    }
+
     /// A snapshot read at `ts` of `group` served by the local follower
     /// replica, if its safe time reaches `ts` within `wait`.
     async fn follower_read(
@@ -98,6 +118,8 @@ impl ClusterGroups {
         mvcc.check_readable(ts)?;
         Ok(Some(ClusterTxn::Snapshot(SnapshotTxn {
             mvcc,
+            group,
+            spans: replica.spans(),
             id: NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed),
             start_ts: now.latest,
             read_ts: ts,
@@ -266,12 +288,7 @@ impl ClusterGroups {
         let op = v1::txn_request::Op::Resolve(v1::ResolveOp {
             gid: wire::proto_gid(gid),
         });
-        match self
-            .at_leader(group, "a resolution", || {
-                self.try_group_call(group, op.clone())
-            })
-            .await?
-        {
+        match self.group_call(group, "a resolution", op).await? {
             v1::txn_reply::Result::Resolved(resolved) => Ok(wire::outcome(resolved)),
             other => Err(unexpected(&other)),
         }
@@ -313,6 +330,9 @@ impl Groups for ClusterGroups {
     type Txn = ClusterTxn;
 
     fn group_of(&self, key: &[u8]) -> Result<u64> {
+        if let Some(group) = control_group(key) {
+            return Ok(group);
+        }
         Ok(self.node.placement()?.group_of(key))
     }
 
@@ -360,9 +380,7 @@ impl Groups for ClusterGroups {
         let groups = self.clone();
         tokio::spawn(async move {
             let told = tokio::select! {
-                told = groups.at_leader(group, "an outcome", || {
-                    groups.try_group_call(group, op.clone())
-                }) => told,
+                told = groups.group_call(group, "an outcome", op) => told,
                 () = groups.node.stopped() => return,
             };
             if let Err(err) = told {
@@ -370,6 +388,22 @@ impl Groups for ClusterGroups {
             }
         });
         Ok(())
+    }
+
+    fn placement_stale(&self) {
+        self.node.placement_stale();
+    }
+
+    fn split_at(self: Arc<Self>, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+        placement::split_at(self, key)
+    }
+
+    fn relocate(
+        self: Arc<Self>,
+        key: Vec<u8>,
+        group: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        placement::relocate(self, key, group)
     }
 
     fn new_gid(&self) -> GlobalTxnId {
@@ -438,10 +472,15 @@ impl ClusterTxn {
 static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(1);
 
 /// A read-only transaction at a fixed timestamp, served from this node's
-/// replica at or below its safe time: no locks, no leader.
+/// replica at or below its safe time: no locks, no leader. What it read
+/// counts only if the replica still served the range once it had read it.
 pub struct SnapshotTxn {
     /// The node's store.
     mvcc: Arc<Mvcc<Storage>>,
+    /// The group.
+    group: u64,
+    /// What the replica serves.
+    spans: SharedSpans,
     /// Its id.
     id: u64,
     /// When it began.
@@ -486,7 +525,14 @@ impl Transaction for ClusterTxn {
     async fn get(&mut self, key: &[u8], lock: LockStrength) -> Result<Option<Vec<u8>>> {
         match self {
             ClusterTxn::Local(t) => t.get(key, lock).await,
-            ClusterTxn::Snapshot(t) => t.mvcc.get(key, t.read_ts),
+            ClusterTxn::Snapshot(t) => {
+                let value = t.mvcc.get(key, t.read_ts)?;
+                t.spans
+                    .read()
+                    .expect("spans poisoned")
+                    .check_key(t.group, key)?;
+                Ok(value)
+            }
             ClusterTxn::Remote(t) => {
                 let op = v1::txn_request::Op::Get(v1::GetOp {
                     key: key.to_vec(),
@@ -509,7 +555,14 @@ impl Transaction for ClusterTxn {
     ) -> Result<Vec<KvPair>> {
         match self {
             ClusterTxn::Local(t) => t.scan(range, direction, limit, lock).await,
-            ClusterTxn::Snapshot(t) => t.mvcc.scan(&range, t.read_ts, direction, limit),
+            ClusterTxn::Snapshot(t) => {
+                let rows = t.mvcc.scan(&range, t.read_ts, direction, limit)?;
+                t.spans
+                    .read()
+                    .expect("spans poisoned")
+                    .check(t.group, &range)?;
+                Ok(rows)
+            }
             ClusterTxn::Remote(t) => t.scan_pages(range, direction, limit, lock).await,
         }
     }
@@ -687,6 +740,7 @@ impl RemoteTxn {
                 range: Some(wire::proto_range(&range)),
                 reverse: direction == ScanDirection::Reverse,
                 limit: page as u64,
+                lock_only: page == 0,
                 lock: wire::proto_lock(lock),
             });
             let got = match self.call(op).await? {
@@ -761,7 +815,7 @@ async fn call(api: &Arc<dyn NodeApi>, request: v1::TxnRequest) -> Result<v1::txn
     }
 }
 
-fn unexpected(reply: &v1::txn_reply::Result) -> Error {
+pub(crate) fn unexpected(reply: &v1::txn_reply::Result) -> Error {
     Error::Internal(format!("an unexpected Txn reply: {reply:?}"))
 }
 

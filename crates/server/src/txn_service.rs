@@ -11,21 +11,24 @@
 //! retryably.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
-use meridian_storage::ScanDirection;
+use meridian_storage::{version_ts, versioned_range, Engine, ScanDirection, Space};
 use meridian_txn::{Outcome, ReadTime, Transaction, TxnMode};
 
-use crate::group::LeaderTxn;
+use crate::group::{Command, Group, LeaderTxn};
 use crate::node::Node;
 use crate::route::wire;
 
 /// A remote transaction unused this long is rolled back.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a copied page may take to be applied at the receiving group.
+const INGEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the reaper looks.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -94,12 +97,14 @@ impl RemoteTxns {
         });
     }
 
-    /// Answers one `Txn` call. A call in flight when the node stops is
-    /// dropped (with its locks and waits), as a crash would drop it.
+    /// Answers one `Txn` call. A stopped node is unreachable, and a call in
+    /// flight when the node stops is dropped (with its locks and waits), as
+    /// a crash would drop it.
     pub(crate) async fn handle(&self, node: &Node, request: v1::TxnRequest) -> v1::TxnReply {
         let outcome = tokio::select! {
-            outcome = self.run(node, request) => outcome,
+            biased;
             () = node.stopped() => Err(Error::Unavailable(format!("node {} stopped", node.id()))),
+            outcome = self.run(node, request) => outcome,
         };
         let result = match outcome {
             Ok(result) => result,
@@ -147,6 +152,27 @@ impl RemoteTxns {
             Op::Resolve(resolve) => {
                 let outcome = leader_engine()?.resolve(wire::gid(&resolve.gid)?).await?;
                 return Ok(Reply::Resolved(wire::proto_outcome(outcome)));
+            }
+            Op::Versions(versions) => {
+                leader_engine()?;
+                let group = node.group(request.group).expect("it leads");
+                return read_versions(node, &group, versions).map(Reply::Versions);
+            }
+            Op::Ingest(ingest) => {
+                leader_engine()?;
+                let group = node.group(request.group).expect("it leads");
+                let (start, end) = wire::range(ingest.range.unwrap_or_default())?.to_half_open();
+                let command = Command::Ingest {
+                    start: start.unwrap_or_default(),
+                    end,
+                    versions: ingest
+                        .versions
+                        .into_iter()
+                        .map(|kv| (kv.key, kv.value))
+                        .collect(),
+                };
+                group.propose(command, INGEST_TIMEOUT).await?;
+                return Ok(Reply::Done(v1::Done {}));
             }
             _ => {}
         }
@@ -206,7 +232,9 @@ impl RemoteTxns {
             .as_mut()
             .ok_or_else(|| Error::Aborted(format!("transaction {} already ended", request.txn)))?;
         Ok(match op {
-            Op::Begin(_) | Op::Decide(_) | Op::Resolve(_) => unreachable!("handled above"),
+            Op::Begin(_) | Op::Decide(_) | Op::Resolve(_) | Op::Versions(_) | Op::Ingest(_) => {
+                unreachable!("handled above")
+            }
             Op::Prepare(prepare) => {
                 let txn = guard.take().expect("checked above");
                 let vote = txn
@@ -238,7 +266,11 @@ impl RemoteTxns {
                 } else {
                     ScanDirection::Forward
                 };
-                let limit = (scan.limit > 0).then_some(scan.limit as usize);
+                let limit = match (scan.lock_only, scan.limit) {
+                    (true, _) => Some(0),
+                    (false, 0) => None,
+                    (false, limit) => Some(limit as usize),
+                };
                 let rows = txn
                     .scan(range, direction, limit, wire::lock(scan.lock))
                     .await?;
@@ -272,3 +304,52 @@ impl RemoteTxns {
         })
     }
 }
+
+/// A page of the raw versions `op` asks for, read from this node's store
+/// while its replica leads and serves the range (a range released during
+/// the read is refused: its versions may be half dropped).
+fn read_versions(node: &Node, group: &Group, op: v1::VersionsOp) -> Result<v1::VersionsPage> {
+    let range = wire::range(op.range.unwrap_or_default())?;
+    let spans = group.spans();
+    let serves = || {
+        spans
+            .read()
+            .expect("spans poisoned")
+            .check(group.id(), &range)
+    };
+    serves()?;
+    // Everything at or below it was applied before the scan began.
+    let safe_ts = group.status().safe_ts;
+    let mut raw = versioned_range(&range);
+    if !op.resume.is_empty() {
+        raw.start = Bound::Excluded(op.resume);
+    }
+    let after = op.after.map(wire::ts);
+    let limit = (op.limit as usize).clamp(1, MAX_VERSIONS_PAGE);
+    let mut versions = Vec::new();
+    let mut more = false;
+    for item in node
+        .mvcc()
+        .engine()
+        .scan(Space::Data, &raw, ScanDirection::Forward)
+    {
+        let (key, value) = item?;
+        if after.is_some_and(|after| version_ts(&key).is_ok_and(|ts| ts <= after)) {
+            continue;
+        }
+        if versions.len() == limit {
+            more = true;
+            break;
+        }
+        versions.push(v1::KvPair { key, value });
+    }
+    serves()?;
+    Ok(v1::VersionsPage {
+        versions,
+        more,
+        safe_ts: Some(wire::proto_ts(safe_ts)),
+    })
+}
+
+/// The most versions one page carries.
+const MAX_VERSIONS_PAGE: usize = 4096;

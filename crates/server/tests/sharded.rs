@@ -76,25 +76,23 @@ where
     }
 }
 
-/// One transfer of `amount` from `from` to `to`; refuses (commits nothing)
-/// to overdraw.
+/// One transfer of `amount` from account key `from` to `to`; refuses
+/// (commits nothing) to overdraw.
 async fn transfer<E: TxnEngine>(
     engine: &E,
-    from: u64,
-    to: u64,
+    from: Vec<u8>,
+    to: Vec<u8>,
     amount: i64,
 ) -> Result<Option<Timestamp>, Error> {
     let mut txn = engine.begin(TxnMode::ReadWrite).await?;
-    let a = balance(txn.get(&account(from), LockStrength::Exclusive).await?);
-    let b = balance(txn.get(&account(to), LockStrength::Exclusive).await?);
+    let a = balance(txn.get(&from, LockStrength::Exclusive).await?);
+    let b = balance(txn.get(&to, LockStrength::Exclusive).await?);
     if a < amount {
         txn.rollback().await?;
         return Ok(None);
     }
-    txn.put(account(from), (a - amount).to_be_bytes().to_vec())
-        .await?;
-    txn.put(account(to), (b + amount).to_be_bytes().to_vec())
-        .await?;
+    txn.put(from, (a - amount).to_be_bytes().to_vec()).await?;
+    txn.put(to, (b + amount).to_be_bytes().to_vec()).await?;
     txn.commit().await
 }
 
@@ -172,7 +170,7 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
                 let from = (c as u64 * 7 + n * 5) % ACCOUNTS;
                 let to = (from + 1 + n % (ACCOUNTS - 1)) % ACCOUNTS;
                 let invoked = Instant::now();
-                match transfer(&engine, from, to, 1 + (n % 7) as i64).await {
+                match transfer(&engine, account(from), account(to), 1 + (n % 7) as i64).await {
                     Ok(Some(ts)) => history.lock().unwrap().push(Observed {
                         invoked,
                         completed: Instant::now(),
@@ -512,4 +510,158 @@ async fn a_scan_routed_to_another_node_comes_in_pages_and_locks_what_one_scan_wo
     .await;
     assert!(blocked.is_err(), "the insert must wait for the scan's lock");
     txn.commit().await.unwrap();
+}
+
+/// Row `i` of table 103 (in group 2 of the founding placement).
+fn row(i: u64) -> Vec<u8> {
+    let mut key = Vec::new();
+    keycode::encode_u64(&mut key, 103);
+    keycode::encode_u64(&mut key, i);
+    key
+}
+
+const ROWS: u64 = 40;
+
+/// The sum of every row, read by a transaction in `mode`.
+async fn rows_total<E: TxnEngine>(engine: &E, mode: TxnMode) -> Result<i64, Error> {
+    let mut txn = engine.begin(mode).await?;
+    let mut total = 0;
+    for i in 0..ROWS {
+        total += balance(txn.get(&row(i), LockStrength::Shared).await?);
+    }
+    txn.commit().await?;
+    Ok(total)
+}
+
+/// The group serving the range that starts at `start`, per `engine`.
+async fn group_of_range<E: TxnEngine>(engine: &E, start: &[u8]) -> Option<u64> {
+    let ranges = engine.ranges().await.unwrap();
+    ranges.iter().find(|r| r.start == start).map(|r| r.group)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_split_and_moved_under_load_keeps_every_row_and_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let engine = cluster.engine(1);
+    let loaded = retrying(&engine, deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+        for i in 0..ROWS {
+            txn.put(row(i), OPENING_BALANCE.to_be_bytes().to_vec())
+                .await?;
+        }
+        txn.commit().await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let total = OPENING_BALANCE * ROWS as i64;
+
+    // Split table 103 in two; both halves stay in group 2.
+    engine.split_at(row(ROWS / 2)).await.unwrap();
+    let mut table = Vec::new();
+    keycode::encode_u64(&mut table, 103);
+    assert_eq!(group_of_range(&engine, &table).await, Some(2));
+    assert_eq!(group_of_range(&engine, &row(ROWS / 2)).await, Some(2));
+    // Splitting where a range starts changes nothing.
+    engine.split_at(row(ROWS / 2)).await.unwrap();
+
+    // Transfers across the halves run on the other nodes (whose placement
+    // goes stale) while the halves move: the upper one to group 3, the
+    // lower one to group 1.
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for node in [2u64, 3] {
+        let engine = cluster.engine(node);
+        let history = history.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..40u64 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let from = (node * 11 + n * 7) % ROWS;
+                let to = (from + ROWS / 2 + n % 3) % ROWS;
+                let invoked = Instant::now();
+                match transfer(&engine, row(from), row(to), 1 + (n % 5) as i64).await {
+                    Ok(Some(ts)) => history.lock().unwrap().push(Observed {
+                        invoked,
+                        completed: Instant::now(),
+                        ts,
+                    }),
+                    Ok(None) => {}
+                    Err(err) if err.is_retryable() => {}
+                    Err(err) => panic!("transfer failed: {err}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    engine.relocate(row(ROWS / 2 + 3), 3).await.unwrap();
+    assert_eq!(group_of_range(&engine, &row(ROWS / 2)).await, Some(3));
+    engine.relocate(row(0), 1).await.unwrap();
+    assert_eq!(group_of_range(&engine, &table).await, Some(1));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    assert!(!history.is_empty(), "some transfers should commit");
+    check_external_consistency(&history);
+
+    // Group 2 no longer serves the rows: its leader refuses them, saying
+    // where they went.
+    let old = cluster.leader_of(2).unwrap();
+    let leader = cluster.node(old).group(2).unwrap().leader_engine().unwrap();
+    let mut txn = leader.begin(TxnMode::ReadWrite).await.unwrap();
+    assert_eq!(
+        txn.get(&row(ROWS / 2 + 1), LockStrength::Shared).await,
+        Err(Error::RangeMoved {
+            group: 2,
+            moved_to: Some(3)
+        })
+    );
+    drop(txn);
+    drop(leader);
+
+    // A node restarted from its data (a stale founding placement) finds
+    // the rows by the groups' redirects; every node sees the total, now
+    // and at followers, and the history moved with the rows: a read as of
+    // the load sees the opening balances.
+    cluster.stop(3);
+    cluster.start(3).await.unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    for node in 1..=3 {
+        let engine = cluster.engine(node);
+        let now = retrying(&engine, deadline, |engine| async move {
+            rows_total(&engine, TxnMode::ReadOnly(ReadTime::Strong)).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(now, total, "node {node}, strong read");
+        let locked = retrying(&engine, deadline, |engine| async move {
+            rows_total(&engine, TxnMode::ReadWrite).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(locked, total, "node {node}, locked read");
+        let then = retrying(&engine, deadline, |engine| async move {
+            let mut txn = engine
+                .begin(TxnMode::ReadOnly(ReadTime::At(loaded)))
+                .await?;
+            let mut values = Vec::new();
+            for i in 0..ROWS {
+                values.push(balance(txn.get(&row(i), LockStrength::Shared).await?));
+            }
+            Ok(values)
+        })
+        .await
+        .unwrap();
+        for (i, value) in then.into_iter().enumerate() {
+            assert_eq!(
+                value, OPENING_BALANCE,
+                "node {node}, row {i} as of the load"
+            );
+        }
+    }
 }

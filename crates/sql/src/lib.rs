@@ -27,7 +27,8 @@
 //! (descriptors and catalog keys), `row` (row and index entry encoding),
 //! `plan` and `explain` (operator trees and their EXPLAIN form), `planner`
 //! (access paths), `bind` (binder), `exec` (executor), `parse`, `session`
-//! and `run` (sessions).
+//! and `run` (sessions), `ranges` and `split` (`SHOW RANGES`, `ALTER TABLE
+//! ... SPLIT AT / RELOCATE`).
 //!
 //! Invariants the layer keeps:
 //!
@@ -59,6 +60,7 @@ mod ranges;
 mod row;
 mod run;
 mod session;
+mod split;
 mod text;
 mod types;
 

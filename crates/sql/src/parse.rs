@@ -11,6 +11,10 @@
 //! timestamp, or nanoseconds since the epoch), a number of nanoseconds, or
 //! a `$n` parameter.
 //!
+//! `ALTER TABLE ... SPLIT AT` and `ALTER TABLE ... RELOCATE`, which
+//! sqlparser does not know, are recognized from the tokens first (see
+//! `split.rs`) and kept beside a bare `ALTER TABLE <name>`.
+//!
 //! Syntax errors are reported like PostgreSQL's: `syntax error at or near
 //! "x"` or `syntax error at end of input` (42601).
 
@@ -20,6 +24,8 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::split::{self, AlterRanges};
 
 /// Where an `AS OF SYSTEM TIME` clause's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +45,9 @@ pub(crate) struct Parsed {
     pub stmt: ast::Statement,
     /// Its `AS OF SYSTEM TIME` clause, if it had one.
     pub as_of: Option<AsOf>,
+    /// `ALTER TABLE ... SPLIT AT / RELOCATE` (then `stmt` is the bare
+    /// `ALTER TABLE <name>`).
+    pub alter_ranges: Option<AlterRanges>,
 }
 
 /// Parses every statement of `sql`. Empty statements are skipped. Nothing
@@ -90,6 +99,20 @@ fn parse_one(mut tokens: Vec<TokenWithSpan>) -> Result<Parsed> {
                 session: false,
             }),
             as_of,
+            alter_ranges: None,
+        });
+    }
+    if let Some(recognized) = split::parse(&tokens) {
+        let (stmt, alter) = recognized?;
+        if as_of.is_some() {
+            return Err(Error::FeatureNotSupported(
+                "AS OF SYSTEM TIME is only allowed on read-only statements".into(),
+            ));
+        }
+        return Ok(Parsed {
+            stmt,
+            as_of,
+            alter_ranges: Some(alter),
         });
     }
     let dialect = PostgreSqlDialect {};
@@ -102,7 +125,11 @@ fn parse_one(mut tokens: Vec<TokenWithSpan>) -> Result<Parsed> {
             next.token
         )));
     }
-    Ok(Parsed { stmt, as_of })
+    Ok(Parsed {
+        stmt,
+        as_of,
+        alter_ranges: None,
+    })
 }
 
 /// Whether `t` is the unquoted keyword `k`.

@@ -108,13 +108,32 @@ fn micros_to_utc(micros: i64) -> Result<DateTime<chrono::Utc>> {
         .ok_or_else(|| Error::Corruption(format!("timestamp {micros} out of range")))
 }
 
+/// Appends one key column: `v` in keycode's order-preserving encoding (key
+/// columns are ascending).
+fn encode_key_column(out: &mut Vec<u8>, v: &Value) -> Result<()> {
+    keycode::encode_value_into(out, &key_value(v)?, Direction::Asc);
+    Ok(())
+}
+
 /// The encoded primary key values of `row` (the suffix of its row key).
 pub(crate) fn encode_pk(table: &TableDesc, row: &[Value]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(16);
     for &pos in &table.primary.columns {
-        keycode::encode_value_into(&mut out, &key_value(&row[pos])?, Direction::Asc);
+        encode_key_column(&mut out, &row[pos])?;
     }
     Ok(out)
+}
+
+/// Where the rows whose primary key starts with `prefix` (values of the
+/// first key columns, in key order) begin: `/<table>/1/<prefix>`. Every row
+/// with that prefix has a key at or after it, every row with a smaller
+/// prefix a key before it; given every key column, it is the row key.
+pub(crate) fn primary_key_prefix(table: &TableDesc, prefix: &[Value]) -> Result<Vec<u8>> {
+    let mut key = index_prefix(table.id, PRIMARY_INDEX_ID);
+    for v in prefix {
+        encode_key_column(&mut key, v)?;
+    }
+    Ok(key)
 }
 
 /// The row key of `row`: `/<table>/1/<pk>`.
@@ -272,7 +291,7 @@ pub(crate) fn index_entry(
     let mut has_null = false;
     for &pos in &index.columns {
         has_null |= row[pos].is_null();
-        keycode::encode_value_into(&mut key, &key_value(&row[pos])?, Direction::Asc);
+        encode_key_column(&mut key, &row[pos])?;
     }
     let pk = encode_pk(table, row)?;
     if !index.unique || has_null {
@@ -384,6 +403,23 @@ mod tests {
         a[0] = Value::Int(-10);
         b[0] = Value::Int(3);
         assert!(row_key(&t, &a).unwrap() < row_key(&t, &b).unwrap());
+    }
+
+    #[test]
+    fn key_prefixes_start_the_rows_with_that_prefix() {
+        let t = table();
+        let r = row();
+        let full = row_key(&t, &r).unwrap();
+        assert_eq!(primary_key_prefix(&t, &r[..2]).unwrap(), full);
+        let a = primary_key_prefix(&t, &r[..1]).unwrap();
+        assert!(full.starts_with(&a) && a.len() < full.len());
+        let mut smaller = row();
+        smaller[0] = Value::Int(-6);
+        assert!(row_key(&t, &smaller).unwrap() < a);
+        assert_eq!(
+            primary_key_prefix(&t, &[]).unwrap(),
+            index_prefix(t.id, PRIMARY_INDEX_ID)
+        );
     }
 
     #[test]

@@ -63,6 +63,10 @@ impl<E: TxnEngine> Session<E> {
                 Some(what) => ranges::show(&self.engine, what?).await,
                 None => self.show(variable),
             },
+            S::AlterTable(_) => match &p.alter_ranges {
+                Some(alter) => self.alter_ranges(alter).await,
+                None => self.run_in_txn(p, params, prepared).await,
+            },
             S::Reset(_) => {
                 self.settings.clear();
                 Ok(tag("RESET"))

@@ -316,6 +316,12 @@ pub fn versioned_range(range: &KeyRange) -> KeyRange {
     }
 }
 
+/// The commit timestamp of a raw version key (a key of [`Space::Data`]
+/// written by [`put_version`]); `Err` for anything else.
+pub fn version_ts(raw_key: &[u8]) -> Result<Timestamp> {
+    decode_key(raw_key).map(|(_, ts)| ts)
+}
+
 fn escape(key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 2);
     for &b in key {

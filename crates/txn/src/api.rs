@@ -19,7 +19,7 @@
 
 use std::future::Future;
 
-use meridian_error::Result;
+use meridian_error::{Error, Result};
 use meridian_storage::{KeyRange, KvPair, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 
@@ -74,6 +74,27 @@ pub trait TxnEngine: Send + Sync + 'static {
     /// (`SHOW RANGES`). An engine that is not sharded has one range.
     fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send {
         std::future::ready(Ok(vec![RangeInfo::whole_keyspace(1)]))
+    }
+
+    /// Splits the range holding `key` in two at `key` (`ALTER TABLE ...
+    /// SPLIT AT`): the new range starts at `key` and stays in the same
+    /// group. Splitting at an existing range start does nothing.
+    fn split_at(&self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+        let _ = key;
+        std::future::ready(Err(Error::FeatureNotSupported(
+            "this engine is not sharded: it has one range".into(),
+        )))
+    }
+
+    /// Moves the range holding `key` to group `group` (`ALTER TABLE ...
+    /// RELOCATE`): its data is copied there and the group takes it over in
+    /// one transaction. Moving a range to the group that holds it does
+    /// nothing.
+    fn relocate(&self, key: Vec<u8>, group: u64) -> impl Future<Output = Result<()>> + Send {
+        let _ = (key, group);
+        std::future::ready(Err(Error::FeatureNotSupported(
+            "this engine is not sharded: it has one range".into(),
+        )))
     }
 }
 

@@ -191,6 +191,33 @@ pub trait Groups: Send + Sync + 'static {
     /// The ranges and where each is served (see [`TxnEngine::ranges`]).
     fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send;
 
+    /// Hears that a group refused a key it no longer serves
+    /// ([`Error::RangeMoved`]): the placement this gateway routes by is
+    /// stale. The default does nothing.
+    fn placement_stale(&self) {}
+
+    /// Splits the range holding `key` at `key` (see
+    /// [`TxnEngine::split_at`]). The default refuses: a fixed placement.
+    fn split_at(self: Arc<Self>, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+        let _ = key;
+        std::future::ready(Err(Error::FeatureNotSupported(
+            "this cluster's placement is fixed".into(),
+        )))
+    }
+
+    /// Moves the range holding `key` to `group` (see
+    /// [`TxnEngine::relocate`]). The default refuses: a fixed placement.
+    fn relocate(
+        self: Arc<Self>,
+        key: Vec<u8>,
+        group: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (key, group);
+        std::future::ready(Err(Error::FeatureNotSupported(
+            "this cluster's placement is fixed".into(),
+        )))
+    }
+
     /// TrueTime at the gateway.
     fn now(&self) -> TtInterval;
 }
@@ -296,6 +323,14 @@ impl<G: Groups> TxnEngine for DistEngine<G> {
     fn ranges(&self) -> impl Future<Output = Result<Vec<RangeInfo>>> + Send {
         self.groups.ranges()
     }
+
+    fn split_at(&self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+        self.groups.clone().split_at(key)
+    }
+
+    fn relocate(&self, key: Vec<u8>, group: u64) -> impl Future<Output = Result<()>> + Send {
+        self.groups.clone().relocate(key, group)
+    }
 }
 
 /// A transaction of a [`DistEngine`]: one transaction per group touched.
@@ -329,6 +364,15 @@ impl<G: Groups> DistTxn<G> {
             self.parts.insert(group, txn);
         }
         Ok(self.parts.get_mut(&group).expect("just inserted"))
+    }
+
+    /// Passes `result` on, telling the groups first if it says the
+    /// placement was stale.
+    fn noted<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(Error::RangeMoved { .. }) = &result {
+            self.groups.placement_stale();
+        }
+        result
     }
 
     /// The groups touched.
@@ -446,7 +490,11 @@ impl<G: Groups> Transaction for DistTxn<G> {
 
     async fn get(&mut self, key: &[u8], lock: LockStrength) -> Result<Option<Vec<u8>>> {
         let group = self.groups.group_of(key)?;
-        self.part(group).await?.get(key, lock).await
+        let got = match self.part(group).await {
+            Ok(part) => part.get(key, lock).await,
+            Err(err) => Err(err),
+        };
+        self.noted(got)
     }
 
     async fn scan(
@@ -463,8 +511,11 @@ impl<G: Groups> Transaction for DistTxn<G> {
         let mut rows = Vec::new();
         for (group, piece) in pieces {
             let remaining = limit.map(|l| l - rows.len());
-            let part = self.part(group).await?;
-            rows.extend(part.scan(piece, direction, remaining, lock).await?);
+            let got = match self.part(group).await {
+                Ok(part) => part.scan(piece, direction, remaining, lock).await,
+                Err(err) => Err(err),
+            };
+            rows.extend(self.noted(got)?);
             if limit.is_some_and(|l| rows.len() >= l) {
                 break;
             }
@@ -474,14 +525,22 @@ impl<G: Groups> Transaction for DistTxn<G> {
 
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         let group = self.groups.group_of(&key)?;
-        self.part(group).await?.put(key, value).await?;
+        let put = match self.part(group).await {
+            Ok(part) => part.put(key, value).await,
+            Err(err) => Err(err),
+        };
+        self.noted(put)?;
         self.wrote.insert(group);
         Ok(())
     }
 
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         let group = self.groups.group_of(&key)?;
-        self.part(group).await?.delete(key).await?;
+        let deleted = match self.part(group).await {
+            Ok(part) => part.delete(key).await,
+            Err(err) => Err(err),
+        };
+        self.noted(deleted)?;
         self.wrote.insert(group);
         Ok(())
     }

@@ -10,7 +10,7 @@ use meridian_storage::KeyRange;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::leader::LeaderReplication;
-use super::state::GroupState;
+use super::state::{GroupState, SharedSpans};
 use super::{GroupEnv, GroupStatus, Input, LeaderEngine, Start, Storage};
 use crate::paxos_log::PaxosStore;
 
@@ -304,6 +304,11 @@ impl Driver {
         }
     }
 
+    /// What the group serves, kept up to date by its state machine.
+    pub(super) fn spans(&self) -> SharedSpans {
+        self.state.spans()
+    }
+
     /// Builds the transaction engine of a new leadership.
     fn lead(&mut self, ballot: Ballot) {
         let replication = LeaderReplication::new(
@@ -311,6 +316,7 @@ impl Driver {
             ballot,
             self.proposals.clone(),
             self.status.subscribe(),
+            self.state.spans(),
             &self.env,
         );
         let engine = LeaderEngine::with_replication(

@@ -33,13 +33,14 @@ use std::time::Duration;
 
 use meridian_error::{Error, Result};
 use meridian_paxos::Ballot;
+use meridian_storage::KeyRange;
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{
     CommitFuture, GlobalTxnId, Outcome, OutcomeFuture, PrepareRecord, Replication, TxnId, Writes,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::state::{self, PreparedEntry};
+use super::state::{self, PreparedEntry, SharedSpans};
 use super::{Command, GroupEnv, GroupStatus, Input, MonoClock, Storage};
 
 /// The [`Replication`] of one leadership of a group.
@@ -62,6 +63,8 @@ pub struct LeaderReplication {
     commit_timeout: Duration,
     /// The node's store (where applied outcomes are read).
     storage: Storage,
+    /// What the group serves.
+    spans: SharedSpans,
 }
 
 impl LeaderReplication {
@@ -71,6 +74,7 @@ impl LeaderReplication {
         ballot: Ballot,
         proposals: mpsc::WeakSender<Input>,
         status: watch::Receiver<GroupStatus>,
+        spans: SharedSpans,
         env: &GroupEnv,
     ) -> Self {
         LeaderReplication {
@@ -83,6 +87,7 @@ impl LeaderReplication {
             max_drift_ppm: env.options.max_drift_ppm,
             commit_timeout: env.options.commit_timeout,
             storage: env.storage.clone(),
+            spans,
         }
     }
 
@@ -112,6 +117,13 @@ impl Replication for LeaderReplication {
             }
             _ => Err(self.not_leader(&status)),
         }
+    }
+
+    fn serves(&self, range: &KeyRange) -> Result<()> {
+        self.spans
+            .read()
+            .expect("spans poisoned")
+            .check(self.group, range)
     }
 
     fn commit(

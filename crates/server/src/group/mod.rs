@@ -74,7 +74,7 @@ use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use state::{Command, GroupState};
+pub use state::{Command, GroupState, SharedSpans};
 
 #[cfg(doc)]
 use crate::paxos_log::PaxosStore;
@@ -291,6 +291,8 @@ pub struct Group {
     status: watch::Receiver<GroupStatus>,
     /// The leader engine, while this replica serves.
     leader: Arc<RwLock<Option<LeaderEngine>>>,
+    /// What the group serves, as this replica applied it.
+    spans: SharedSpans,
     /// The driver task.
     task: tokio::task::JoinHandle<()>,
 }
@@ -324,12 +326,14 @@ impl Group {
             inputs.downgrade(),
             leader.clone(),
         )?;
+        let spans = driver.spans();
         let task = tokio::spawn(driver.run());
         Ok(Group {
             id: group,
             inputs,
             status,
             leader,
+            spans,
             task,
         })
     }
@@ -359,6 +363,34 @@ impl Group {
     /// A receiver of status changes.
     pub fn watch(&self) -> watch::Receiver<GroupStatus> {
         self.status.clone()
+    }
+
+    /// What the group serves, as this replica has applied it.
+    pub fn spans(&self) -> SharedSpans {
+        self.spans.clone()
+    }
+
+    /// Proposes `command` if this replica leads, and waits until it is
+    /// applied here (at most `timeout`; then the outcome is unknown).
+    pub async fn propose(&self, command: Command, timeout: Duration) -> Result<()> {
+        let (reply, outcome) = oneshot::channel();
+        let group = self.id;
+        self.inputs
+            .send(Input::Propose {
+                data: command.encode(),
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?;
+        match tokio::time::timeout(timeout, outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Unavailable(format!(
+                "group {group}: the replica stopped"
+            ))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "group {group}: a proposal was not applied within {timeout:?}"
+            ))),
+        }
     }
 
     /// The leader's transaction engine, while this replica serves.

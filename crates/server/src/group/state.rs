@@ -34,10 +34,22 @@
 //!
 //! # Spans
 //!
-//! The node's replicas share its data keyspace; each group owns the key
-//! ranges the placement gives it. A snapshot ([`GroupState::dump`]) holds
-//! every stored version in the group's ranges with its records; installing
-//! one replaces exactly those.
+//! The node's replicas share its data keyspace; each group serves the key
+//! ranges its [`Spans`] say (at first those of the initial placement; a
+//! move changes them through control keys, see [`crate::spans`]), stored
+//! at `/<group>/spans` and changed in the same batch as the entry that
+//! changes them. A commit or prepare record writing a key the group does
+//! not serve is refused with [`Error::RangeMoved`], the same on every
+//! replica. [`Command::Ingest`] stores a range's versions copied from
+//! another group before the group adopts it. A snapshot
+//! ([`GroupState::dump`]) holds every stored version in the group's ranges
+//! (served or incoming) with its records and spans; installing one replaces
+//! its records and spans and adds its versions.
+//!
+//! Versions are immutable facts, and two groups may hold the same ones on
+//! a node while a range moves between them, so a group never deletes
+//! versions (a released range's stay on the node; garbage collection
+//! trims them like any others), and installing a snapshot only adds.
 //!
 //! An entry that fails to decode is [`Error::Corruption`]: the driver stops
 //! the replica rather than skip it (replicas must never diverge). A command
@@ -45,6 +57,7 @@
 //! abort) is answered with its error, the same on every replica.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{Entry, Slot, Snapshot, Value};
@@ -55,6 +68,12 @@ use meridian_storage::{
 use meridian_truetime::Timestamp;
 use meridian_txn::{GlobalTxnId, LockMode, LockTarget, Outcome, PrepareRecord};
 use serde::{Deserialize, Serialize};
+
+use crate::spans::{control_group, SpanChange, Spans};
+
+/// What a group serves, shared between its state machine (the writer) and
+/// the readers that must not serve outside it.
+pub type SharedSpans = Arc<RwLock<Spans>>;
 
 /// A command of a group's replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +110,16 @@ pub enum Command {
     Resolve {
         /// The transaction.
         gid: u128,
+    },
+    /// Raw versions of `[start, end)` copied from the group serving it,
+    /// stored (not served) until this group adopts the range.
+    Ingest {
+        /// The first key of the range.
+        start: Vec<u8>,
+        /// Its end (`None`: the end of the keyspace).
+        end: Option<Vec<u8>>,
+        /// Raw [`Space::Data`] pairs.
+        versions: Vec<(Vec<u8>, Vec<u8>)>,
     },
 }
 
@@ -213,6 +242,8 @@ struct SnapshotData {
     versions: Vec<(Vec<u8>, Vec<u8>)>,
     /// The group's two-phase commit records, as raw [`Space::Meta`] pairs.
     records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// What the group serves and what is being copied in.
+    spans: Spans,
 }
 
 /// The outcome of each command applied, by proposal id.
@@ -225,8 +256,8 @@ pub struct GroupState<E: Engine> {
     engine: E,
     /// The group.
     group: u64,
-    /// The key ranges the group owns.
-    spans: Vec<KeyRange>,
+    /// What the group serves.
+    spans: SharedSpans,
     /// The last slot applied.
     applied: Slot,
     /// The largest commit, prepare or safe-time timestamp applied.
@@ -236,18 +267,24 @@ pub struct GroupState<E: Engine> {
 }
 
 impl<E: Engine> GroupState<E> {
-    /// Loads the state machine of `group`, owning `spans`, from its applied
-    /// record (slot 0 for a new group) and prepare records.
-    pub fn load(engine: E, group: u64, spans: Vec<KeyRange>) -> Result<Self> {
+    /// Loads the state machine of `group` from its applied record (slot 0
+    /// for a new group), spans (`initial` when none are stored: the ranges
+    /// the cluster's first placement gives it) and prepare records.
+    pub fn load(engine: E, group: u64, initial: Vec<KeyRange>) -> Result<Self> {
         let (applied, max_ts) = match engine.get(Space::Meta, &applied_key(group))? {
             None => (0, Timestamp::MIN),
             Some(bytes) => postcard::from_bytes::<(Slot, Timestamp)>(&bytes)
                 .map_err(|e| Error::Corruption(format!("group {group}: applied record: {e}")))?,
         };
+        let spans = match engine.get(Space::Meta, &spans_key(group))? {
+            None => Spans::owning(&initial),
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|e| Error::Corruption(format!("group {group}: spans: {e}")))?,
+        };
         let mut state = GroupState {
             engine,
             group,
-            spans,
+            spans: Arc::new(RwLock::new(spans)),
             applied,
             max_ts,
             prepared: BTreeMap::new(),
@@ -258,6 +295,16 @@ impl<E: Engine> GroupState<E> {
             .map(|entry| (entry.gid, entry.prepare_ts))
             .collect();
         Ok(state)
+    }
+
+    /// What the group serves, as the state machine keeps it up to date.
+    pub fn spans(&self) -> SharedSpans {
+        self.spans.clone()
+    }
+
+    /// A copy of what the group serves now.
+    fn current_spans(&self) -> Spans {
+        self.spans.read().expect("spans poisoned").clone()
     }
 
     /// The last slot applied.
@@ -297,6 +344,8 @@ impl<E: Engine> GroupState<E> {
         let mut prepared = self.prepared.clone();
         let mut outcomes: BTreeMap<u128, Option<Timestamp>> = BTreeMap::new();
         let mut new_records: BTreeMap<u128, PreparedEntry> = BTreeMap::new();
+        let before = self.current_spans();
+        let mut spans = before.clone();
         for entry in entries.iter().filter(|e| e.slot > self.applied) {
             if entry.slot != applied + 1 {
                 return Err(Error::Internal(format!(
@@ -310,20 +359,22 @@ impl<E: Engine> GroupState<E> {
                 })?;
                 let result = match command {
                     Command::Commit { ts, writes } => {
-                        put_versions(&mut batch, ts, &writes);
                         max_ts = max_ts.max(ts);
-                        Ok(())
+                        self.check_writes(&spans, &writes).map(|()| {
+                            self.write_effects(&mut batch, &mut spans, ts, &writes);
+                        })
                     }
-                    Command::Prepare(entry) => {
-                        max_ts = max_ts.max(entry.prepare_ts);
-                        prepared.insert(entry.gid, entry.prepare_ts);
-                        batch.put(
-                            Space::Meta,
-                            record_key(self.group, PREPARED, entry.gid),
-                            postcard::to_allocvec(&entry).expect("records always encode"),
-                        );
-                        new_records.insert(entry.gid, entry);
-                        Ok(())
+                    Command::Prepare(record) => {
+                        max_ts = max_ts.max(record.prepare_ts);
+                        self.check_writes(&spans, &record.writes).map(|()| {
+                            prepared.insert(record.gid, record.prepare_ts);
+                            batch.put(
+                                Space::Meta,
+                                record_key(self.group, PREPARED, record.gid),
+                                postcard::to_allocvec(&record).expect("records always encode"),
+                            );
+                            new_records.insert(record.gid, record);
+                        })
                     }
                     Command::Decide { gid, commit_ts } => {
                         if prepared.remove(&gid).is_some() {
@@ -333,7 +384,9 @@ impl<E: Engine> GroupState<E> {
                                     Some(entry) => entry,
                                     None => self.stored_record(&key)?,
                                 };
-                                put_versions(&mut batch, ts, &entry.writes);
+                                // Checked when it prepared; its locks kept
+                                // the range from moving since.
+                                self.write_effects(&mut batch, &mut spans, ts, &entry.writes);
                                 max_ts = max_ts.max(ts);
                             }
                             batch.delete(Space::Meta, key);
@@ -350,8 +403,8 @@ impl<E: Engine> GroupState<E> {
                                 "transaction {} was already committed at {decided}",
                                 GlobalTxnId(gid)
                             ))),
-                            _ => {
-                                put_versions(&mut batch, ts, &writes);
+                            _ => self.check_writes(&spans, &writes).map(|()| {
+                                self.write_effects(&mut batch, &mut spans, ts, &writes);
                                 max_ts = max_ts.max(ts);
                                 outcomes.insert(gid, Some(ts));
                                 batch.put(
@@ -359,8 +412,7 @@ impl<E: Engine> GroupState<E> {
                                     record_key(self.group, OUTCOME, gid),
                                     encode_outcome(Some(ts)),
                                 );
-                                Ok(())
-                            }
+                            }),
                         }
                     }
                     Command::Resolve { gid } => {
@@ -372,6 +424,17 @@ impl<E: Engine> GroupState<E> {
                                 encode_outcome(None),
                             );
                         }
+                        Ok(())
+                    }
+                    Command::Ingest {
+                        start,
+                        end,
+                        versions,
+                    } => {
+                        for (key, value) in versions {
+                            batch.put(Space::Data, key, value);
+                        }
+                        spans.incoming.add(start, end);
                         Ok(())
                     }
                 };
@@ -387,11 +450,66 @@ impl<E: Engine> GroupState<E> {
             applied_key(self.group),
             encode_applied(applied, max_ts),
         );
+        if spans != before {
+            batch.put(
+                Space::Meta,
+                spans_key(self.group),
+                postcard::to_allocvec(&spans).expect("spans always encode"),
+            );
+            *self.spans.write().expect("spans poisoned") = spans;
+        }
         self.engine.write(batch, Durability::Buffered)?;
         self.applied = applied;
         self.max_ts = max_ts;
         self.prepared = prepared;
         Ok(results)
+    }
+
+    /// `Ok` if the group serves every key `writes` write (control keys
+    /// must be this group's and hold a span change).
+    fn check_writes(&self, spans: &Spans, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        for (key, value) in writes {
+            match control_group(key) {
+                Some(group) if group == self.group => {
+                    SpanChange::decode(value.as_deref().unwrap_or_default())?;
+                }
+                Some(group) => {
+                    return Err(Error::Internal(format!(
+                        "group {}: a control key of group {group}",
+                        self.group
+                    )))
+                }
+                None => spans.check_key(self.group, key)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `writes` at `ts` to `batch`: data keys as versions, control
+    /// keys as the span changes they hold.
+    fn write_effects(
+        &self,
+        batch: &mut WriteBatch,
+        spans: &mut Spans,
+        ts: Timestamp,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) {
+        for (key, value) in writes {
+            if control_group(key).is_none() {
+                put_version(batch, key, ts, value.as_deref());
+                continue;
+            }
+            let change = match SpanChange::decode(value.as_deref().unwrap_or_default()) {
+                Ok(change) => change,
+                Err(err) => {
+                    // Checked before it was logged or prepared.
+                    tracing::error!(group = self.group, %err, "skipped a span change");
+                    continue;
+                }
+            };
+            tracing::info!(group = self.group, ?change, %ts, "span change");
+            spans.apply(&change);
+        }
     }
 
     /// A stored prepare record.
@@ -419,27 +537,35 @@ impl<E: Engine> GroupState<E> {
     ///
     /// [`Replica::compact`]: meridian_paxos::Replica::compact
     pub fn dump(&self) -> Result<Vec<u8>> {
-        let (versions, records) = self.stored()?;
+        let spans = self.current_spans();
+        let (versions, records) = self.stored(&spans)?;
         let data = SnapshotData {
             max_ts: self.max_ts,
             versions,
             records,
+            spans,
         };
         Ok(postcard::to_allocvec(&data).expect("snapshots always encode"))
     }
 
-    /// What the group stores on this node: the raw versions in its ranges
-    /// ([`Space::Data`]) and its two-phase commit records ([`Space::Meta`]).
-    fn stored(&self) -> Result<(Vec<KvPair>, Vec<KvPair>)> {
-        let versions = self
-            .spans
+    /// What the group stores on this node: the raw versions in the ranges
+    /// `spans` serve or copy in ([`Space::Data`]) and its two-phase commit
+    /// records ([`Space::Meta`]).
+    fn stored(&self, spans: &Spans) -> Result<(Vec<KvPair>, Vec<KvPair>)> {
+        let versions = spans
+            .stored()
             .iter()
             .flat_map(|span| {
                 self.engine
                     .scan(Space::Data, &versioned_range(span), ScanDirection::Forward)
             })
             .collect::<Result<_>>()?;
-        let records = [PREPARED, OUTCOME]
+        Ok((versions, self.stored_records()?))
+    }
+
+    /// The group's two-phase commit records, as raw [`Space::Meta`] pairs.
+    fn stored_records(&self) -> Result<Vec<KvPair>> {
+        [PREPARED, OUTCOME]
             .into_iter()
             .flat_map(|kind| {
                 let prefix = record_prefix(self.group, kind);
@@ -449,8 +575,7 @@ impl<E: Engine> GroupState<E> {
                     ScanDirection::Forward,
                 )
             })
-            .collect::<Result<_>>()?;
-        Ok((versions, records))
+            .collect()
     }
 
     /// Replaces the state machine's data with `snapshot`'s, synced. A
@@ -465,6 +590,7 @@ impl<E: Engine> GroupState<E> {
                 max_ts: self.max_ts,
                 versions: Vec::new(),
                 records: Vec::new(),
+                spans: self.current_spans(),
             }
         } else {
             postcard::from_bytes(&snapshot.data).map_err(|e| {
@@ -475,11 +601,11 @@ impl<E: Engine> GroupState<E> {
             })?
         };
         let mut batch = WriteBatch::new();
-        let (versions, records) = self.stored()?;
-        for (key, _) in versions {
-            batch.delete(Space::Data, key);
-        }
-        for (key, _) in records {
+        // Versions are immutable facts: what the store holds of the group's
+        // ranges is a subset of the snapshot's (up to garbage collection),
+        // and another group's replica on this node may share them (a range
+        // moving between two groups), so none is deleted.
+        for (key, _) in self.stored_records()? {
             batch.delete(Space::Meta, key);
         }
         for (key, value) in data.versions {
@@ -498,6 +624,12 @@ impl<E: Engine> GroupState<E> {
             applied_key(self.group),
             encode_applied(snapshot.index, data.max_ts),
         );
+        batch.put(
+            Space::Meta,
+            spans_key(self.group),
+            postcard::to_allocvec(&data.spans).expect("spans always encode"),
+        );
+        *self.spans.write().expect("spans poisoned") = data.spans;
         self.engine.write(batch, Durability::Sync)?;
         self.applied = snapshot.index;
         self.max_ts = data.max_ts;
@@ -556,19 +688,21 @@ fn stored_outcome<E: Engine>(
         .map_err(|e| Error::Corruption(format!("group {group}: outcome of {gid}: {e}")))
 }
 
-/// Writes `writes` as versions at `ts`.
-fn put_versions(batch: &mut WriteBatch, ts: Timestamp, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    for (key, value) in writes {
-        put_version(batch, key, ts, value.as_deref());
-    }
-}
-
 /// `/<group BE>/applied` in [`Space::Meta`] (beside the Paxos records).
 fn applied_key(group: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(18);
     key.push(b'/');
     key.extend_from_slice(&group.to_be_bytes());
     key.extend_from_slice(b"/applied");
+    key
+}
+
+/// `/<group BE>/spans` in [`Space::Meta`]: what the group serves.
+fn spans_key(group: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.push(b'/');
+    key.extend_from_slice(&group.to_be_bytes());
+    key.extend_from_slice(b"/spans");
     key
 }
 
@@ -700,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_replaces_the_data_of_another_replica() {
+    fn a_snapshot_brings_a_lagging_replica_up_to_date_and_keeps_what_the_node_shares() {
         let source = Arc::new(MemoryEngine::new());
         let mut leader = GroupState::load(source.clone(), 1, all()).unwrap();
         leader
@@ -715,12 +849,13 @@ mod tests {
 
         let target = Arc::new(MemoryEngine::new());
         let mut lagging = GroupState::load(target.clone(), 1, all()).unwrap();
-        // Stale data the snapshot must remove.
+        // A version another group's replica on this node holds (a range
+        // moving between the two groups): the snapshot must not remove it.
         Mvcc::new(target.clone())
             .unwrap()
             .write(
                 Timestamp::from_nanos(5),
-                [(b"stale".to_vec(), Some(b"1".to_vec()))],
+                [(b"shared".to_vec(), Some(b"1".to_vec()))],
                 Durability::Sync,
             )
             .unwrap();
@@ -734,7 +869,14 @@ mod tests {
             mvcc.get(b"x", Timestamp::MAX).unwrap(),
             Some(b"new".to_vec())
         );
-        assert_eq!(mvcc.get(b"stale", Timestamp::MAX).unwrap(), None);
+        assert_eq!(
+            mvcc.get(b"shared", Timestamp::MAX).unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            *lagging.spans().read().unwrap(),
+            *leader.spans().read().unwrap()
+        );
     }
 
     #[test]
@@ -826,6 +968,97 @@ mod tests {
         );
         let mvcc = Mvcc::new(engine).unwrap();
         assert_eq!(mvcc.get(b"c", Timestamp::MAX).unwrap(), Some(vec![8]));
+    }
+
+    #[test]
+    fn a_range_moves_by_control_keys_and_writes_outside_the_spans_are_refused() {
+        use crate::spans::control_key;
+        let engine = Arc::new(MemoryEngine::new());
+        let g = vec![KeyRange::new(b"a".to_vec(), b"m".to_vec())];
+        let mut from = GroupState::load(engine.clone(), 2, g).unwrap();
+        let mut to = GroupState::load(engine.clone(), 3, Vec::new()).unwrap();
+        // A write outside the group's ranges is refused, effect-free.
+        let applied = to.apply(&[commit(1, 7, 10, &[("c", Some("no"))])]).unwrap();
+        assert_eq!(
+            applied,
+            vec![(
+                7,
+                Err(Error::RangeMoved {
+                    group: 3,
+                    moved_to: None
+                })
+            )]
+        );
+        let mvcc = Mvcc::new(engine.clone()).unwrap();
+        assert_eq!(mvcc.get(b"c", Timestamp::MAX).unwrap(), None);
+        from.apply(&[commit(1, 1, 10, &[("c", Some("old"))])])
+            .unwrap();
+
+        // The copy is stored at the receiver but not served.
+        let versions = engine
+            .scan(
+                Space::Data,
+                &versioned_range(&KeyRange::new(b"c".to_vec(), b"d".to_vec())),
+                ScanDirection::Forward,
+            )
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        let ingest = Command::Ingest {
+            start: b"c".to_vec(),
+            end: Some(b"f".to_vec()),
+            versions,
+        };
+        to.apply(&[entry(2, 2, ingest)]).unwrap();
+        assert!(to.spans().read().unwrap().check_key(3, b"c").is_err());
+        assert_eq!(to.current_spans().stored().len(), 1);
+
+        // The hand-over's writes: release at one, adopt at the other.
+        let release = SpanChange::Release {
+            start: b"c".to_vec(),
+            end: Some(b"f".to_vec()),
+            to: 3,
+        };
+        let adopt = SpanChange::Adopt {
+            start: b"c".to_vec(),
+            end: Some(b"f".to_vec()),
+            from: 2,
+        };
+        let hand_over = |group: u64, change: &SpanChange| Command::Commit {
+            ts: Timestamp::from_nanos(20),
+            writes: vec![(control_key(group, b"c"), Some(change.encode()))],
+        };
+        from.apply(&[entry(2, 3, hand_over(2, &release))]).unwrap();
+        to.apply(&[entry(3, 4, hand_over(3, &adopt))]).unwrap();
+        assert_eq!(
+            from.spans().read().unwrap().check_key(2, b"d"),
+            Err(Error::RangeMoved {
+                group: 2,
+                moved_to: Some(3)
+            })
+        );
+        from.spans().read().unwrap().check_key(2, b"b").unwrap();
+        to.spans().read().unwrap().check_key(3, b"d").unwrap();
+        // Writes follow: refused at the old group, applied at the new.
+        let refused = from
+            .apply(&[commit(3, 5, 30, &[("d", Some("x"))])])
+            .unwrap();
+        assert!(matches!(refused[0].1, Err(Error::RangeMoved { .. })));
+        to.apply(&[commit(4, 6, 30, &[("d", Some("y"))])]).unwrap();
+        assert_eq!(mvcc.get(b"d", Timestamp::MAX).unwrap(), Some(b"y".to_vec()));
+        assert_eq!(
+            mvcc.get(b"c", Timestamp::MAX).unwrap(),
+            Some(b"old".to_vec())
+        );
+        // A control key of another group is a bug, refused.
+        let wrong = Command::Commit {
+            ts: Timestamp::from_nanos(40),
+            writes: vec![(control_key(2, b"c"), Some(adopt.encode()))],
+        };
+        let applied = to.apply(&[entry(5, 8, wrong)]).unwrap();
+        assert!(matches!(applied[0].1, Err(Error::Internal(_))));
+        // The spans survive a restart.
+        let reloaded = GroupState::load(engine, 3, Vec::new()).unwrap();
+        assert_eq!(reloaded.current_spans(), to.current_spans());
     }
 
     #[test]

@@ -247,6 +247,24 @@ impl Binder<'_> {
             })
     }
 
+    /// Binds a constant expression (no columns in scope, no subqueries) as
+    /// a value for column `col`, coerced as `INSERT ... VALUES` coerces it
+    /// (`ALTER TABLE ... SPLIT AT VALUES`).
+    pub(crate) fn bind_column_value(
+        mut self,
+        e: &ast::Expr,
+        col: &crate::catalog::ColumnDesc,
+    ) -> Result<Expr> {
+        let bound = self.bind_expr(e);
+        if self.missing.is_some() || !self.subqueries.is_empty() {
+            return Err(Error::FeatureNotSupported(
+                "cannot use a subquery in a key value".into(),
+            ));
+        }
+        let (x, t) = bound?;
+        self.assign(x, &t, col)
+    }
+
     /// The bound `DEFAULT` of column `pos`, if it has one.
     pub(crate) fn default_expr(&mut self, table: &TableDesc, pos: usize) -> Result<Option<Expr>> {
         let col = &table.columns[pos];

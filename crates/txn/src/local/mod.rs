@@ -135,6 +135,16 @@ pub trait Replication: Send + Sync + 'static {
     /// issued.
     fn admit(&self) -> Result<Option<Timestamp>>;
 
+    /// Whether the engine serves the keys of `range` (a sharded group
+    /// serves some ranges only; a range that moved away answers
+    /// [`Error::RangeMoved`]). Called after every read (what was read
+    /// counts only if the range was still served once it was read) and
+    /// after a write's lock is taken. The default serves everything.
+    fn serves(&self, range: &KeyRange) -> Result<()> {
+        let _ = range;
+        Ok(())
+    }
+
     /// Makes `writes` durable at commit timestamp `s` and applies them to the
     /// MVCC store the engine reads; resolves once they are applied. An
     /// error says whether the commit certainly did not happen (a retryable
@@ -592,6 +602,13 @@ impl<E: Engine> Inner<E> {
     }
 
     /// Fails if `txn` was wounded.
+    /// Whether the replication serves `key`.
+    fn serves_key(&self, key: &[u8]) -> Result<()> {
+        let mut end = key.to_vec();
+        end.push(0);
+        self.replication.serves(&KeyRange::new(key.to_vec(), end))
+    }
+
     fn check_not_wounded(&self, txn: TxnId) -> Result<()> {
         match self.wounded.lock().expect("wound lock poisoned").get(&txn) {
             Some(by) => Err(Wound { txn, by: *by }.error()),
@@ -825,7 +842,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         let key = key.to_vec();
         async move {
             if let Some(read_ts) = self.read_ts {
-                return self.inner.mvcc.get(&key, read_ts);
+                let value = self.inner.mvcc.get(&key, read_ts)?;
+                self.inner.serves_key(&key)?;
+                return Ok(value);
             }
             if let Some(own) = self.writes.get(&key) {
                 self.inner.check_not_wounded(self.id)?;
@@ -837,7 +856,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
             // Under the lock, the latest committed version is stable; only a
             // replica that may serve (the leaseholder) has it all.
             self.inner.replication.admit()?;
-            self.inner.mvcc.get(&key, Timestamp::MAX)
+            let value = self.inner.mvcc.get(&key, Timestamp::MAX)?;
+            self.inner.serves_key(&key)?;
+            Ok(value)
         }
     }
 
@@ -849,7 +870,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         lock: LockStrength,
     ) -> Result<Vec<KvPair>> {
         if let Some(read_ts) = self.read_ts {
-            return self.inner.mvcc.scan(&range, read_ts, direction, limit);
+            let rows = self.inner.mvcc.scan(&range, read_ts, direction, limit)?;
+            self.inner.replication.serves(&range)?;
+            return Ok(rows);
         }
         if range.is_empty() {
             return Ok(Vec::new());
@@ -870,6 +893,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
                 _ => range.clone(),
             };
             if held.as_ref().is_some_and(|held| covers(held, &needed)) {
+                self.inner.replication.serves(&range)?;
                 return Ok(rows);
             }
             self.inner
@@ -884,6 +908,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         self.inner
             .lock(self.id, LockTarget::Key(key.clone()), LockMode::Exclusive)
             .await?;
+        self.inner.serves_key(&key)?;
         self.writes.insert(key, Some(value));
         Ok(())
     }
@@ -893,6 +918,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         self.inner
             .lock(self.id, LockTarget::Key(key.clone()), LockMode::Exclusive)
             .await?;
+        self.inner.serves_key(&key)?;
         self.writes.insert(key, None);
         Ok(())
     }
