@@ -512,6 +512,48 @@ async fn transfers_across_groups_survive_killing_the_coordinator_and_a_participa
         }
     }
 
+    // Through SQL, split table a and move its upper range to group 3, and
+    // move table c to group 2, while transfers go on through the other
+    // nodes (whose placement caches go stale: the groups redirect them).
+    let concurrent: Vec<(i32, String)> = (n..n + 10).map(|k| (k, transfer(k))).collect();
+    n += 10;
+    let others = sql[1..].to_vec();
+    let runner = tokio::spawn(async move {
+        let mut outcomes = Vec::new();
+        for (k, text) in concurrent {
+            outcomes.push((
+                k,
+                run_transaction(&others, k as usize, &text, deadline).await,
+            ));
+        }
+        outcomes
+    });
+    let admin = &sql[..1];
+    for statement in [
+        "ALTER TABLE a SPLIT AT VALUES (1)",
+        "ALTER TABLE a RELOCATE VALUES (1) TO GROUP 3",
+        "ALTER TABLE c RELOCATE TO GROUP 2",
+    ] {
+        assert!(run_transaction(admin, 0, statement, deadline).await);
+    }
+    for (k, ok) in runner.await.unwrap() {
+        step(&mut acked, &mut maybe, ok, k);
+    }
+    let client = connect(&sql[0]).await.unwrap();
+    let groups = |rows: Vec<tokio_postgres::Row>| -> Vec<i64> {
+        rows.iter().map(|r| r.get::<_, i64>("group_id")).collect()
+    };
+    let a = client.query("SHOW RANGES FROM TABLE a", &[]).await.unwrap();
+    assert_eq!(groups(a), vec![2, 3], "table a: split, upper range moved");
+    let c = client.query("SHOW RANGES FROM TABLE c", &[]).await.unwrap();
+    assert_eq!(groups(c), vec![2], "table c moved");
+    drop(client);
+    for _ in 0..5 {
+        let ok = run_transaction(&sql, n as usize, &transfer(n), deadline).await;
+        step(&mut acked, &mut maybe, ok, n);
+        n += 1;
+    }
+
     // Every node: the total holds, every acknowledged transfer is there,
     // nothing that was not attempted.
     for (node, addr) in sql.iter().enumerate() {

@@ -220,8 +220,9 @@ fn bare_alter_table(name: ast::ObjectName) -> ast::Statement {
 
 impl<E: TxnEngine> Session<E> {
     /// Runs `ALTER TABLE ... SPLIT AT / RELOCATE`, which only runs outside
-    /// a transaction block (25001 inside one).
-    pub(crate) async fn alter_ranges(&self, alter: &AlterRanges) -> Result<QueryResult> {
+    /// a transaction block (25001 inside one). (`&mut self`: a shared
+    /// borrow held across an await would need the session to be `Sync`.)
+    pub(crate) async fn alter_ranges(&mut self, alter: &AlterRanges) -> Result<QueryResult> {
         if !matches!(self.state, State::Idle) {
             return Err(Error::ActiveSqlTransaction(format!(
                 "{} cannot run inside a transaction block",
