@@ -690,20 +690,12 @@ fn stored_outcome<E: Engine>(
 
 /// `/<group BE>/applied` in [`Space::Meta`] (beside the Paxos records).
 fn applied_key(group: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(18);
-    key.push(b'/');
-    key.extend_from_slice(&group.to_be_bytes());
-    key.extend_from_slice(b"/applied");
-    key
+    record_prefix(group, b"/applied")
 }
 
 /// `/<group BE>/spans` in [`Space::Meta`]: what the group serves.
 fn spans_key(group: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16);
-    key.push(b'/');
-    key.extend_from_slice(&group.to_be_bytes());
-    key.extend_from_slice(b"/spans");
-    key
+    record_prefix(group, b"/spans")
 }
 
 /// The kind of prepare records.
@@ -711,7 +703,8 @@ const PREPARED: &[u8] = b"/prepared/";
 /// The kind of outcome records.
 const OUTCOME: &[u8] = b"/outcome/";
 
-/// `/<group BE><kind>` in [`Space::Meta`].
+/// `/<group BE><kind>` in [`Space::Meta`] (also the group's other keys
+/// there, `kind` naming them).
 fn record_prefix(group: u64, kind: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(9 + kind.len() + 16);
     key.push(b'/');
