@@ -527,10 +527,7 @@ impl Transaction for ClusterTxn {
             ClusterTxn::Local(t) => t.get(key, lock).await,
             ClusterTxn::Snapshot(t) => {
                 let value = t.mvcc.get(key, t.read_ts)?;
-                t.spans
-                    .read()
-                    .expect("spans poisoned")
-                    .check_key(t.group, key)?;
+                t.spans.check_key(t.group, key)?;
                 Ok(value)
             }
             ClusterTxn::Remote(t) => {
@@ -557,10 +554,7 @@ impl Transaction for ClusterTxn {
             ClusterTxn::Local(t) => t.scan(range, direction, limit, lock).await,
             ClusterTxn::Snapshot(t) => {
                 let rows = t.mvcc.scan(&range, t.read_ts, direction, limit)?;
-                t.spans
-                    .read()
-                    .expect("spans poisoned")
-                    .check(t.group, &range)?;
+                t.spans.check(t.group, &range)?;
                 Ok(rows)
             }
             ClusterTxn::Remote(t) => t.scan_pages(range, direction, limit, lock).await,

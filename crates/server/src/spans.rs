@@ -26,6 +26,7 @@
 //! [`Command::Ingest`]: crate::group::Command::Ingest
 
 use std::ops::Bound;
+use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
 use meridian_storage::{keycode, KeyRange};
@@ -43,6 +44,11 @@ fn end_before(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
         (Some(_), None) => true,
         (None, _) => false,
     }
+}
+
+/// Whether `[a, b)` and `[start, end)` share a key.
+fn intersects(a: &[u8], b: Option<&[u8]>, start: &[u8], end: Option<&[u8]>) -> bool {
+    end_before(Some(a), end) && end_before(Some(start), b)
 }
 
 impl KeySet {
@@ -82,8 +88,7 @@ impl KeySet {
     pub fn remove(&mut self, start: &[u8], end: Option<&[u8]>) {
         let mut kept = Vec::with_capacity(self.0.len() + 1);
         for (a, b) in self.0.drain(..) {
-            let overlaps = end_before(Some(&a), end) && end_before(Some(start), b.as_deref());
-            if !overlaps {
+            if !intersects(&a, b.as_deref(), start, end) {
                 kept.push((a, b));
                 continue;
             }
@@ -110,7 +115,7 @@ impl KeySet {
     pub fn overlaps(&self, start: &[u8], end: Option<&[u8]>) -> bool {
         self.0
             .iter()
-            .any(|(a, b)| end_before(Some(a), end) && end_before(Some(start), b.as_deref()))
+            .any(|(a, b)| intersects(a, b.as_deref(), start, end))
     }
 
     /// The intervals as key ranges.
@@ -162,9 +167,7 @@ impl Spans {
             .moved
             .iter()
             .rev()
-            .find(|(a, b, _)| {
-                end_before(Some(a), end.as_deref()) && end_before(Some(&start), b.as_deref())
-            })
+            .find(|(a, b, _)| intersects(a, b.as_deref(), &start, end.as_deref()))
             .map(|&(_, _, to)| to);
         Err(Error::RangeMoved { group, moved_to })
     }
@@ -196,12 +199,43 @@ impl Spans {
             }
             SpanChange::Adopt { start, end, .. } => {
                 self.incoming.remove(start, end.as_deref());
-                self.moved.retain(|(a, b, _)| {
-                    !(end_before(Some(a), end.as_deref()) && end_before(Some(start), b.as_deref()))
-                });
+                self.moved
+                    .retain(|(a, b, _)| !intersects(a, b.as_deref(), start, end.as_deref()));
                 self.owned.add(start.clone(), end.clone());
             }
         }
+    }
+}
+
+/// What a group serves, shared between its state machine (the only writer)
+/// and the readers that must not serve outside it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedSpans(Arc<RwLock<Spans>>);
+
+impl SharedSpans {
+    /// Shares `spans`.
+    pub fn new(spans: Spans) -> Self {
+        SharedSpans(Arc::new(RwLock::new(spans)))
+    }
+
+    /// A copy of what the group serves now.
+    pub fn get(&self) -> Spans {
+        self.0.read().expect("spans poisoned").clone()
+    }
+
+    /// Replaces what the group serves (its state machine applied a change).
+    pub fn set(&self, spans: Spans) {
+        *self.0.write().expect("spans poisoned") = spans;
+    }
+
+    /// [`Spans::check`] on what the group serves now.
+    pub fn check(&self, group: u64, range: &KeyRange) -> Result<()> {
+        self.0.read().expect("spans poisoned").check(group, range)
+    }
+
+    /// [`Spans::check_key`] on what the group serves now.
+    pub fn check_key(&self, group: u64, key: &[u8]) -> Result<()> {
+        self.0.read().expect("spans poisoned").check_key(group, key)
     }
 }
 

@@ -307,16 +307,11 @@ impl RemoteTxns {
 
 /// A page of the raw versions `op` asks for, read from this node's store
 /// while its replica leads and serves the range (a range released during
-/// the read is refused: its versions may be half dropped).
+/// the read is refused: the group it went to may have written it since).
 fn read_versions(node: &Node, group: &Group, op: v1::VersionsOp) -> Result<v1::VersionsPage> {
     let range = wire::range(op.range.unwrap_or_default())?;
     let spans = group.spans();
-    let serves = || {
-        spans
-            .read()
-            .expect("spans poisoned")
-            .check(group.id(), &range)
-    };
+    let serves = || spans.check(group.id(), &range);
     serves()?;
     // Everything at or below it was applied before the scan began.
     let safe_ts = group.status().safe_ts;

@@ -120,10 +120,7 @@ impl Replication for LeaderReplication {
     }
 
     fn serves(&self, range: &KeyRange) -> Result<()> {
-        self.spans
-            .read()
-            .expect("spans poisoned")
-            .check(self.group, range)
+        self.spans.check(self.group, range)
     }
 
     fn commit(
@@ -204,16 +201,7 @@ impl LeaderReplication {
         let timeout = self.commit_timeout;
         Box::pin(async move {
             queued?;
-            match tokio::time::timeout(timeout, outcome).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(Error::AmbiguousCommit(format!(
-                    "group {group}: the replica stopped while {what} was in flight"
-                ))),
-                Err(_) => Err(Error::AmbiguousCommit(format!(
-                    "group {group}: {what} was not applied within {timeout:?} \
-                     (leadership may have changed)"
-                ))),
-            }
+            super::applied(group, &what, outcome, timeout, Error::AmbiguousCommit).await
         })
     }
 }

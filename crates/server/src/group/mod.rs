@@ -280,6 +280,29 @@ pub(crate) enum Input {
     Campaign,
 }
 
+/// Waits for the answer to a proposal of `group`, which comes once the
+/// command is applied here. If the replica stops first, or `timeout`
+/// passes, the command may or may not be in the log: the error is
+/// `unknown(why)`.
+pub(crate) async fn applied(
+    group: u64,
+    what: &str,
+    answer: oneshot::Receiver<Result<()>>,
+    timeout: Duration,
+    unknown: fn(String) -> Error,
+) -> Result<()> {
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(unknown(format!(
+            "group {group}: the replica stopped while {what} was in flight"
+        ))),
+        Err(_) => Err(unknown(format!(
+            "group {group}: {what} was not applied within {timeout:?} \
+             (leadership may have changed)"
+        ))),
+    }
+}
+
 /// A running replica: the handle to its driver task. Dropping it stops the
 /// task (at an input boundary: never in the middle of a persist).
 pub struct Group {
@@ -371,9 +394,10 @@ impl Group {
     }
 
     /// Proposes `command` if this replica leads, and waits until it is
-    /// applied here (at most `timeout`; then the outcome is unknown).
+    /// applied here (at most `timeout`; then the outcome is unknown, said as
+    /// [`Error::Unavailable`]: for commands that may be proposed again).
     pub async fn propose(&self, command: Command, timeout: Duration) -> Result<()> {
-        let (reply, outcome) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
         let group = self.id;
         self.inputs
             .send(Input::Propose {
@@ -382,15 +406,7 @@ impl Group {
             })
             .await
             .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?;
-        match tokio::time::timeout(timeout, outcome).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Unavailable(format!(
-                "group {group}: the replica stopped"
-            ))),
-            Err(_) => Err(Error::Unavailable(format!(
-                "group {group}: a proposal was not applied within {timeout:?}"
-            ))),
-        }
+        applied(group, "a proposal", answer, timeout, Error::Unavailable).await
     }
 
     /// The leader's transaction engine, while this replica serves.

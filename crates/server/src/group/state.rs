@@ -57,7 +57,6 @@
 //! abort) is answered with its error, the same on every replica.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
 use meridian_paxos::{Entry, Slot, Snapshot, Value};
@@ -69,11 +68,8 @@ use meridian_truetime::Timestamp;
 use meridian_txn::{GlobalTxnId, LockMode, LockTarget, Outcome, PrepareRecord};
 use serde::{Deserialize, Serialize};
 
+pub use crate::spans::SharedSpans;
 use crate::spans::{control_group, SpanChange, Spans};
-
-/// What a group serves, shared between its state machine (the writer) and
-/// the readers that must not serve outside it.
-pub type SharedSpans = Arc<RwLock<Spans>>;
 
 /// A command of a group's replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,7 +280,7 @@ impl<E: Engine> GroupState<E> {
         let mut state = GroupState {
             engine,
             group,
-            spans: Arc::new(RwLock::new(spans)),
+            spans: SharedSpans::new(spans),
             applied,
             max_ts,
             prepared: BTreeMap::new(),
@@ -300,11 +296,6 @@ impl<E: Engine> GroupState<E> {
     /// What the group serves, as the state machine keeps it up to date.
     pub fn spans(&self) -> SharedSpans {
         self.spans.clone()
-    }
-
-    /// A copy of what the group serves now.
-    fn current_spans(&self) -> Spans {
-        self.spans.read().expect("spans poisoned").clone()
     }
 
     /// The last slot applied.
@@ -344,7 +335,7 @@ impl<E: Engine> GroupState<E> {
         let mut prepared = self.prepared.clone();
         let mut outcomes: BTreeMap<u128, Option<Timestamp>> = BTreeMap::new();
         let mut new_records: BTreeMap<u128, PreparedEntry> = BTreeMap::new();
-        let before = self.current_spans();
+        let before = self.spans.get();
         let mut spans = before.clone();
         for entry in entries.iter().filter(|e| e.slot > self.applied) {
             if entry.slot != applied + 1 {
@@ -456,7 +447,7 @@ impl<E: Engine> GroupState<E> {
                 spans_key(self.group),
                 postcard::to_allocvec(&spans).expect("spans always encode"),
             );
-            *self.spans.write().expect("spans poisoned") = spans;
+            self.spans.set(spans);
         }
         self.engine.write(batch, Durability::Buffered)?;
         self.applied = applied;
@@ -537,7 +528,7 @@ impl<E: Engine> GroupState<E> {
     ///
     /// [`Replica::compact`]: meridian_paxos::Replica::compact
     pub fn dump(&self) -> Result<Vec<u8>> {
-        let spans = self.current_spans();
+        let spans = self.spans.get();
         let (versions, records) = self.stored(&spans)?;
         let data = SnapshotData {
             max_ts: self.max_ts,
@@ -590,7 +581,7 @@ impl<E: Engine> GroupState<E> {
                 max_ts: self.max_ts,
                 versions: Vec::new(),
                 records: Vec::new(),
-                spans: self.current_spans(),
+                spans: self.spans.get(),
             }
         } else {
             postcard::from_bytes(&snapshot.data).map_err(|e| {
@@ -629,7 +620,7 @@ impl<E: Engine> GroupState<E> {
             spans_key(self.group),
             postcard::to_allocvec(&data.spans).expect("spans always encode"),
         );
-        *self.spans.write().expect("spans poisoned") = data.spans;
+        self.spans.set(data.spans);
         self.engine.write(batch, Durability::Sync)?;
         self.applied = snapshot.index;
         self.max_ts = data.max_ts;
@@ -866,10 +857,7 @@ mod tests {
             mvcc.get(b"shared", Timestamp::MAX).unwrap(),
             Some(b"1".to_vec())
         );
-        assert_eq!(
-            *lagging.spans().read().unwrap(),
-            *leader.spans().read().unwrap()
-        );
+        assert_eq!(lagging.spans.get(), leader.spans.get());
     }
 
     #[test]
@@ -1002,8 +990,8 @@ mod tests {
             versions,
         };
         to.apply(&[entry(2, 2, ingest)]).unwrap();
-        assert!(to.spans().read().unwrap().check_key(3, b"c").is_err());
-        assert_eq!(to.current_spans().stored().len(), 1);
+        assert!(to.spans.check_key(3, b"c").is_err());
+        assert_eq!(to.spans.get().stored().len(), 1);
 
         // The hand-over's writes: release at one, adopt at the other.
         let release = SpanChange::Release {
@@ -1023,14 +1011,14 @@ mod tests {
         from.apply(&[entry(2, 3, hand_over(2, &release))]).unwrap();
         to.apply(&[entry(3, 4, hand_over(3, &adopt))]).unwrap();
         assert_eq!(
-            from.spans().read().unwrap().check_key(2, b"d"),
+            from.spans.check_key(2, b"d"),
             Err(Error::RangeMoved {
                 group: 2,
                 moved_to: Some(3)
             })
         );
-        from.spans().read().unwrap().check_key(2, b"b").unwrap();
-        to.spans().read().unwrap().check_key(3, b"d").unwrap();
+        from.spans.check_key(2, b"b").unwrap();
+        to.spans.check_key(3, b"d").unwrap();
         // Writes follow: refused at the old group, applied at the new.
         let refused = from
             .apply(&[commit(3, 5, 30, &[("d", Some("x"))])])
@@ -1051,7 +1039,7 @@ mod tests {
         assert!(matches!(applied[0].1, Err(Error::Internal(_))));
         // The spans survive a restart.
         let reloaded = GroupState::load(engine, 3, Vec::new()).unwrap();
-        assert_eq!(reloaded.current_spans(), to.current_spans());
+        assert_eq!(reloaded.spans.get(), to.spans.get());
     }
 
     #[test]
