@@ -98,8 +98,9 @@ impl RemoteTxns {
     }
 
     /// Answers one `Txn` call. A stopped node is unreachable, and a call in
-    /// flight when the node stops is dropped (with its locks and waits), as
-    /// a crash would drop it.
+    /// flight when the node stops is dropped, as a crash would drop it (a
+    /// record already handed to the log is settled by the engine in a task
+    /// of its own, and the engine of a stopped replica serves nobody).
     pub(crate) async fn handle(&self, node: &Node, request: v1::TxnRequest) -> v1::TxnReply {
         let outcome = tokio::select! {
             biased;

@@ -2,15 +2,17 @@
 //! wait, lock-free read-only snapshots. Time is a manual clock, so every run
 //! is deterministic in what it checks.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_error::Error;
-use meridian_storage::{KeyRange, MemoryEngine, ScanDirection};
+use meridian_storage::{Durability, KeyRange, MemoryEngine, Mvcc, ScanDirection};
 use meridian_truetime::{ManualClock, Timestamp, TrueTime};
 use meridian_txn::{
-    testing, LocalConfig, LocalEngine, LockStrength, ManualSleeper, ReadTime, Transaction,
-    TxnEngine, TxnMode,
+    testing, CommitFuture, GlobalTxnId, LocalConfig, LocalEngine, LockStrength, ManualSleeper,
+    Outcome, OutcomeFuture, PrepareRecord, ReadTime, Replication, Transaction, TxnEngine, TxnId,
+    TxnMode, Writes,
 };
 
 const S: LockStrength = LockStrength::Shared;
@@ -352,4 +354,155 @@ async fn a_limited_scan_locks_through_its_first_visible_row() {
     writer.put(b"c".to_vec(), b"c2".to_vec()).await.unwrap();
     writer.commit().await.unwrap();
     reader.commit().await.unwrap();
+}
+
+/// A replication whose commit records apply only when the test lets them
+/// through: a log entry on its way to being chosen. The first record let
+/// through fails ambiguously if `ambiguous` is set; `leading` is what
+/// `admit` answers.
+#[derive(Clone)]
+struct Gated {
+    mvcc: Arc<Mvcc<MemoryEngine>>,
+    /// One permit per record let through.
+    gate: Arc<tokio::sync::Semaphore>,
+    /// Signalled when a record is handed over.
+    handed: Arc<tokio::sync::Notify>,
+    ambiguous: Arc<AtomicBool>,
+    leading: Arc<AtomicBool>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Gated {
+            mvcc: Arc::new(Mvcc::new(MemoryEngine::new()).unwrap()),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            handed: Arc::new(tokio::sync::Notify::new()),
+            ambiguous: Arc::new(AtomicBool::new(false)),
+            leading: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// An engine over this replication on tokio's clock, holding `k = 0`.
+    fn engine(&self) -> LocalEngine<MemoryEngine> {
+        let start = Timestamp::from_nanos(1_700_000_000_000_000_000);
+        self.mvcc
+            .write(
+                start,
+                [(b"k".to_vec(), Some(b"0".to_vec()))],
+                Durability::Sync,
+            )
+            .unwrap();
+        let clock = testing::TokioClock::new(start, Duration::from_millis(1));
+        LocalEngine::with_replication(
+            self.mvcc.clone(),
+            TrueTime::new(Arc::new(clock)),
+            Arc::new(testing::TokioSleeper),
+            LocalConfig::default(),
+            Arc::new(self.clone()),
+            start,
+        )
+    }
+}
+
+impl Replication for Gated {
+    fn admit(&self) -> meridian_error::Result<Option<Timestamp>> {
+        if self.leading.load(Ordering::SeqCst) {
+            Ok(None)
+        } else {
+            Err(Error::NotLeader {
+                group: 1,
+                leader: None,
+            })
+        }
+    }
+
+    fn commit(
+        &self,
+        _txn: TxnId,
+        s: Timestamp,
+        writes: Writes,
+        _decides: Option<GlobalTxnId>,
+    ) -> CommitFuture {
+        self.handed.notify_one();
+        let this = self.clone();
+        Box::pin(async move {
+            this.gate.acquire().await.unwrap().forget();
+            if this.ambiguous.swap(false, Ordering::SeqCst) {
+                return Err(Error::AmbiguousCommit("the test says so".into()));
+            }
+            this.mvcc.write(s, writes, Durability::Sync)
+        })
+    }
+
+    fn prepare(&self, _: PrepareRecord) -> CommitFuture {
+        unreachable!("no two-phase commit here")
+    }
+
+    fn decide(&self, _: &PrepareRecord, _: Outcome) -> CommitFuture {
+        unreachable!("no two-phase commit here")
+    }
+
+    fn resolve(&self, _: GlobalTxnId) -> OutcomeFuture {
+        unreachable!("no two-phase commit here")
+    }
+}
+
+/// Begins a writer of `k = value` and starts its commit, then stops
+/// waiting for it (a cancelled statement, a dropped call) once the record
+/// is handed to the replication.
+async fn commit_and_walk_away(engine: &LocalEngine<MemoryEngine>, gated: &Gated, value: &str) {
+    let mut writer = engine.begin(RW).await.unwrap();
+    writer.put(b"k".to_vec(), value.into()).await.unwrap();
+    tokio::select! {
+        _ = writer.commit() => panic!("the commit finished with its record held back"),
+        () = gated.handed.notified() => {}
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_nobody_waits_for_keeps_its_locks_until_its_record_applies() {
+    let gated = Gated::new();
+    let engine = gated.engine();
+    commit_and_walk_away(&engine, &gated, "1").await;
+
+    // A younger transaction reading `k` under a lock must not see the value
+    // the dropped commit overwrites: it waits for the record ...
+    let mut reader = engine.begin(RW).await.unwrap();
+    let read = tokio::spawn(async move { reader.get(b"k", X).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !read.is_finished(),
+        "a locked read went past a commit in flight"
+    );
+    // ... and reads it once it applied.
+    gated.gate.add_permits(1);
+    assert_eq!(read.await.unwrap().unwrap(), v("1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_commit_keeps_its_locks_while_the_engine_leads() {
+    let gated = Gated::new();
+    let engine = gated.engine();
+    gated.ambiguous.store(true, Ordering::SeqCst);
+    let mut writer = engine.begin(RW).await.unwrap();
+    writer.put(b"k".to_vec(), b"1".to_vec()).await.unwrap();
+    gated.gate.add_permits(1);
+    assert!(matches!(
+        writer.commit().await,
+        Err(Error::AmbiguousCommit(_))
+    ));
+
+    // The record may still apply: while the engine leads, `k` stays locked.
+    let mut reader = engine.begin(RW).await.unwrap();
+    let read = tokio::spawn(async move { reader.get(b"k", X).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !read.is_finished(),
+        "a locked read went past an ambiguous commit"
+    );
+    // Deposed, the engine serves nobody: the reader is refused, not
+    // answered with what the ambiguous commit may have overwritten.
+    gated.leading.store(false, Ordering::SeqCst);
+    assert!(matches!(read.await.unwrap(), Err(Error::NotLeader { .. })));
 }

@@ -761,6 +761,12 @@ impl<E: Engine> LocalTxn<E> {
             }
         }
     }
+
+    /// Ends this handle without releasing anything: its locks belong to
+    /// someone else now (a prepared transaction's entry).
+    fn disown(mut self) {
+        self.finished = true;
+    }
 }
 
 impl<E: Engine> Drop for LocalTxn<E> {

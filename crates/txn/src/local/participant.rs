@@ -131,13 +131,18 @@ impl<E: Engine + 'static> LocalTxn<E> {
         })?;
         let record = Arc::new(record);
         let in_flight = InFlight::new(inner.clone(), p);
-        logged.await?;
-        // From here the prepared table holds `p` in flight until decided.
-        in_flight.hand_over();
-        inner.hold_prepared(self.id, record);
-        // The locks now belong to the prepared transaction.
-        self.finished = true;
-        Ok(Vote::Prepared { prepare_ts: p })
+        settle(async move {
+            // On a failure `p` ends and the locks go: the record, if it
+            // reaches the log at all, can only be aborted.
+            logged.await?;
+            // From here the prepared table holds `p` in flight until decided.
+            in_flight.hand_over();
+            inner.hold_prepared(self.id, record);
+            // The locks now belong to the prepared transaction.
+            self.disown();
+            Ok(Vote::Prepared { prepare_ts: p })
+        })
+        .await
     }
 
     /// The coordinator's commit: writes this group's part at a commit
@@ -147,7 +152,7 @@ impl<E: Engine + 'static> LocalTxn<E> {
     /// [`Error::Aborted`] if a resolution recorded an abort of `gid` first,
     /// or (retryably, logging nothing) if no such `s` is left.
     pub async fn commit_as_coordinator(
-        mut self,
+        self,
         gid: GlobalTxnId,
         min_ts: Timestamp,
         below: Option<Timestamp>,
@@ -174,8 +179,15 @@ impl<E: Engine + 'static> LocalTxn<E> {
     /// Commits the buffered writes at `s >= min_ts`, below `below`
     /// (recording the outcome of `decides`), waits out commit wait and
     /// releases the locks.
+    ///
+    /// Once the record is handed to the replication it may apply whether
+    /// anyone waits for it or not, so the rest runs in a task of its own
+    /// ([`settle`]): a caller that stops waiting (a cancelled statement, a
+    /// dropped call) cannot release the locks, or end `s` in flight, before
+    /// the record is applied. Whether an ambiguous record will apply is
+    /// unknown, so its locks and `s` stay until this leadership ends.
     pub(super) async fn commit_at(
-        &mut self,
+        mut self,
         min_ts: Timestamp,
         below: Option<Timestamp>,
         decides: Option<GlobalTxnId>,
@@ -188,13 +200,38 @@ impl<E: Engine + 'static> LocalTxn<E> {
         // `s` stays in flight through commit wait: a snapshot read at or
         // above it must not see the writes before `TT.after(s)` (Spanner
         // §4.1.2), or a later reader with a lower timestamp would miss what
-        // an earlier one saw. If this future is dropped, the guard ends it.
+        // an earlier one saw.
         let in_flight = InFlight::new(self.inner.clone(), s);
-        written.await?;
-        self.inner.commit_wait(s).await;
-        drop(in_flight);
-        self.release();
-        Ok(s)
+        settle(async move {
+            if let Err(err) = written.await {
+                if let Error::AmbiguousCommit(_) = err {
+                    let inner = self.inner.clone();
+                    tokio::spawn(inner.hold_while_leading((self, in_flight)));
+                }
+                return Err(err);
+            }
+            self.inner.commit_wait(s).await;
+            drop(in_flight);
+            self.release();
+            Ok(s)
+        })
+        .await
+    }
+}
+
+/// Runs `work`, the rest of a commit or prepare whose record is on its way
+/// to the log, in a task of its own and waits for it: whoever waits may
+/// give up, the work goes on (see [`LocalTxn::commit_at`]).
+async fn settle<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // The runtime is shutting down: the record's fate is unknown.
+        Err(err) => Err(Error::AmbiguousCommit(format!(
+            "the commit's task was cancelled: {err}"
+        ))),
     }
 }
 
@@ -404,7 +441,22 @@ impl<E: Engine> Drop for InFlight<E> {
     }
 }
 
+/// How often an engine holding an ambiguous commit's locks looks whether
+/// it still leads.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl<E: Engine> Inner<E> {
+    /// Keeps `held` (an ambiguous commit's transaction and timestamp) while
+    /// the engine may serve: its record may still apply, and until then
+    /// its locks must not let another transaction read what it overwrote.
+    /// Once the engine no longer serves, nobody reads through it.
+    async fn hold_while_leading<T>(self: Arc<Self>, held: T) {
+        while self.replication.admit().is_ok() {
+            self.sleeper.sleep(HOLD_POLL).await;
+        }
+        drop(held);
+    }
+
     /// Keeps `record`'s transaction (lock table id `txn`) prepared until
     /// its outcome.
     fn hold_prepared(&self, txn: TxnId, record: Arc<PrepareRecord>) {
