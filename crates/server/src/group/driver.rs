@@ -174,7 +174,21 @@ impl Driver {
                     }
                 }
             }
-            Input::Propose { data, reply } => {
+            Input::Propose {
+                data,
+                ballot,
+                reply,
+            } => {
+                let leads_at = self.replica.lease(now).map(|lease| lease.ballot);
+                if ballot.is_some_and(|ballot| leads_at != Some(ballot)) {
+                    // Made by the engine of an earlier leadership, which
+                    // passed its admission just before the leadership ended.
+                    let _ = reply.send(Err(Error::NotLeader {
+                        group: self.group,
+                        leader: self.replica.leader(),
+                    }));
+                    return;
+                }
                 self.last_proposal = now;
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);

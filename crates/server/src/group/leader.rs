@@ -10,6 +10,13 @@
 //! `d` local nanoseconds left and clocks drifting at most `ρ`, at least
 //! `d (1 - ρ)` of true time is left, and true time now is at least
 //! `TT.now().earliest`, so the bound is `TT.now().earliest + d (1 - ρ)`.
+//! Admission is checked before a command is queued, and the leadership may
+//! end (and the same node lead again, with a new engine) before the driver
+//! takes it; so every command carries the engine's ballot and the driver
+//! refuses one whose ballot is not the replica's current leadership. The
+//! new engine knows only the locks the log gave it: a late command of the
+//! old one, logged under the new leadership, would commit writes whose
+//! locks nobody held (a lost update).
 //!
 //! **Commit.** The writes become a [`Command::Commit`] queued for the
 //! driver at once (the engine calls in timestamp order, so the log holds
@@ -185,7 +192,11 @@ impl LeaderReplication {
         let (reply, outcome) = oneshot::channel();
         let queued = match self.proposals.upgrade() {
             Some(proposals) => proposals
-                .try_send(Input::Propose { data, reply })
+                .try_send(Input::Propose {
+                    data,
+                    ballot: Some(self.ballot),
+                    reply,
+                })
                 .map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => {
                         Error::Aborted(format!("group {group}: too many commits queued; try again"))
@@ -203,5 +214,104 @@ impl LeaderReplication {
             queued?;
             super::applied(group, &what, outcome, timeout, Error::AmbiguousCommit).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use meridian_paxos::{Envelope, Membership};
+    use meridian_storage::{MemoryEngine, Mvcc};
+    use meridian_txn::Replication;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::group::{Group, MonoClock, Outbox, ReplicationOptions, Start};
+    use crate::local::TokioSleeper;
+
+    /// A node alone: nobody to send to.
+    struct Alone;
+
+    impl Outbox for Alone {
+        fn send(&self, _: Envelope) {}
+    }
+
+    /// The ballot `group` serves at, once it does.
+    async fn serving_ballot(group: &Group, other_than: Option<Ballot>) -> Ballot {
+        let status = group
+            .wait_for(Duration::from_secs(20), |s| {
+                s.serving && s.lease.map(|l| l.ballot) != other_than
+            })
+            .await
+            .expect("the replica leads");
+        status.lease.expect("a leader has a lease").ballot
+    }
+
+    /// An engine can pass its admission just before its leadership ends and
+    /// hand its command over after the same node leads again: the command
+    /// rests on the old engine's locks, which the new engine does not hold,
+    /// so it must not be logged.
+    #[tokio::test]
+    async fn a_command_of_an_earlier_leadership_is_refused() {
+        let storage: Storage = Arc::new(MemoryEngine::new());
+        let mvcc = Arc::new(Mvcc::new(storage.clone()).unwrap());
+        let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+        let env = GroupEnv {
+            node: 1,
+            cluster: 7,
+            storage,
+            mvcc: mvcc.clone(),
+            tt: TrueTime::new(clock),
+            sleeper: Arc::new(TokioSleeper),
+            clock: MonoClock::new(),
+            outbox: Arc::new(Alone),
+            options: ReplicationOptions {
+                lease: Duration::from_millis(300),
+                ..ReplicationOptions::fast()
+            },
+        };
+        let group = Group::start(
+            env.clone(),
+            2,
+            vec![KeyRange::all()],
+            Start::Bootstrap(Membership::new([1])),
+        )
+        .unwrap();
+        let first = serving_ballot(&group, None).await;
+        let earlier = LeaderReplication::new(
+            2,
+            first,
+            group.inputs.downgrade(),
+            group.watch(),
+            group.spans(),
+            &env,
+        );
+
+        group.campaign();
+        let second = serving_ballot(&group, Some(first)).await;
+        assert_ne!(first, second);
+
+        let s = env.tt.now().latest;
+        let writes = [(b"k".to_vec(), Some(b"v".to_vec()))].into_iter().collect();
+        let err = earlier
+            .commit(TxnId(1), s, writes, None)
+            .await
+            .expect_err("an earlier leadership's commit was logged");
+        assert!(matches!(err, Error::NotLeader { .. }), "{err}");
+        assert_eq!(mvcc.get(b"k", Timestamp::MAX).unwrap(), None);
+
+        // The current leadership's commands still go through.
+        let current = LeaderReplication::new(
+            2,
+            second,
+            group.inputs.downgrade(),
+            group.watch(),
+            group.spans(),
+            &env,
+        );
+        let writes = [(b"k".to_vec(), Some(b"v".to_vec()))].into_iter().collect();
+        current.commit(TxnId(2), s, writes, None).await.unwrap();
+        assert_eq!(mvcc.get(b"k", Timestamp::MAX).unwrap(), Some(b"v".to_vec()));
     }
 }

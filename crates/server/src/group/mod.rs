@@ -68,7 +68,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use meridian_error::{Error, Result};
-use meridian_paxos::{Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
+use meridian_paxos::{Ballot, Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
 use meridian_storage::{Engine, KeyRange, Mvcc};
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
@@ -273,6 +273,13 @@ pub(crate) enum Input {
     Propose {
         /// The command.
         data: Vec<u8>,
+        /// The leadership whose engine made it, if one did: it is refused
+        /// unless the replica still leads at that ballot. An engine's
+        /// commands rest on its lock table, which the engine of a later
+        /// leadership does not have (it restores only what the log holds
+        /// when it starts), so they must never enter the log under another
+        /// leadership, however late the engine hands them over.
+        ballot: Option<Ballot>,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<()>>,
     },
@@ -402,6 +409,7 @@ impl Group {
         self.inputs
             .send(Input::Propose {
                 data: command.encode(),
+                ballot: None,
                 reply,
             })
             .await
