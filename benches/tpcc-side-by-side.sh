@@ -11,6 +11,13 @@
 #   WAREHOUSES   (default 1)     CONNECTIONS (default 4)
 #   DURATION     seconds of the measured run (default 60)
 #   SYSTEMS      which to run (default "postgres demo cluster")
+#   PARTITION    1 (default): Meridian loads each warehouse into ranges of
+#                its own, dealt round the groups (`--partition`), so
+#                remote-warehouse transactions run two-phase commit; 0: each
+#                table in a range of its own
+#   KILL         1: SIGKILL cluster node 2 a third of the way into the run
+#                and restart it 5 s later (the checks then run on the
+#                survivors' and the restarted node's data); default 0
 #   MERIDIAN_BIN use this binary (default: a release build)
 #
 # PostgreSQL 15 must be installed (Debian: postgresql-15); it is started here
@@ -24,6 +31,8 @@ WAREHOUSES="${WAREHOUSES:-1}"
 CONNECTIONS="${CONNECTIONS:-4}"
 DURATION="${DURATION:-60}"
 SYSTEMS="${SYSTEMS:-postgres demo cluster}"
+PARTITION="${PARTITION:-1}"
+KILL="${KILL:-0}"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 
 if [ -n "${MERIDIAN_BIN:-}" ]; then
@@ -70,14 +79,21 @@ wait_sql() {
     return 1
 }
 
-# Runs the benchmark against URL $2, output in $TMP/$1.out.
+# Runs the benchmark against URL $2, output in $TMP/$1.out; more arguments
+# go to the loader (`--partition`).
 drive() {
     local name="$1" url="$2"
+    shift 2
     log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s with $CONNECTIONS connections"
     # A failed run (or consistency check) is reported, and the others still run.
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
-        --connections "$CONNECTIONS" --duration "$DURATION" --mode throughput \
+        --connections "$CONNECTIONS" --duration "$DURATION" --mode throughput "$@" 2>&1 \
         | tee "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
+}
+
+# What the Meridian loads add.
+meridian_args() {
+    [ "$PARTITION" = 1 ] && echo --partition || true
 }
 
 declare -A MEM
@@ -128,24 +144,42 @@ start_demo() {
     wait_sql "$URL"
 }
 
+GRPC=() SQL=() JOIN="" CLUSTER_PIDS=()
+# Starts (or restarts) cluster node $1; its pid goes in CLUSTER_PIDS[$1].
+start_node() {
+    local i="$1"
+    "$BIN" start --node-id "$i" --data-dir "$TMP/node-$i" --listen "${GRPC[$i]}" \
+        --sql-addr "${SQL[$i]}" --join "$JOIN" >>"$TMP/node-$i.log" 2>&1 &
+    PIDS+=($!); CLUSTER_PIDS[$i]=$!
+}
 start_cluster() {
-    local i join="" grpc=() sql=()
-    CLUSTER_PIDS=()
+    local i
     for i in 1 2 3; do
-        grpc[$i]="127.0.0.1:$(free_port)"; sql[$i]="127.0.0.1:$(free_port)"
-        join="$join${join:+,}${grpc[$i]}"
+        GRPC[$i]="127.0.0.1:$(free_port)"; SQL[$i]="127.0.0.1:$(free_port)"
+        JOIN="$JOIN${JOIN:+,}${GRPC[$i]}"
     done
-    for i in 1 2 3; do
-        "$BIN" start --node-id "$i" --data-dir "$TMP/node-$i" --listen "${grpc[$i]}" \
-            --sql-addr "${sql[$i]}" --join "$join" >"$TMP/node-$i.log" 2>&1 &
-        PIDS+=($!); CLUSTER_PIDS+=($!)
-    done
+    for i in 1 2 3; do start_node "$i"; done
     for _ in $(seq 1 100); do
-        "$BIN" init --host "${grpc[1]}" >/dev/null 2>&1 && break
+        "$BIN" init --host "${GRPC[1]}" >/dev/null 2>&1 && break
         sleep 0.2
     done
-    URL="postgres://meridian@${sql[1]}/meridian"
+    URL="postgres://meridian@${SQL[1]}/meridian"
     wait_sql "$URL"
+}
+# Once the load is done and the run a third through, SIGKILLs node 2 and
+# restarts it 5 s later. Its peak memory is the restarted process's.
+kill_and_restart_node_2() {
+    for _ in $(seq 1 36000); do
+        grep -q "^running the mix" "$TMP/cluster.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep $((DURATION / 3))
+    log "cluster: SIGKILL node 2"
+    kill -KILL "${CLUSTER_PIDS[2]}" 2>/dev/null || true
+    wait "${CLUSTER_PIDS[2]}" 2>/dev/null || true
+    sleep 5
+    log "cluster: restarting node 2"
+    start_node 2
 }
 
 # The first number on the report line matching $2 in $TMP/$1.out.
@@ -172,10 +206,13 @@ for system in $SYSTEMS; do
             MEM[postgres]="$(cat "$TMP/pg.peak" 2>/dev/null || postgres_peak)"
             stop_postgres ;;
         demo)
-            start_demo; drive demo "$URL"; MEM[demo]="$(peak_mib "$DEMO_PID")"
+            start_demo; drive demo "$URL" $(meridian_args); MEM[demo]="$(peak_mib "$DEMO_PID")"
             stop_pids "$DEMO_PID" ;;
         cluster)
-            start_cluster; drive cluster "$URL"
+            start_cluster
+            if [ "$KILL" = 1 ]; then kill_and_restart_node_2 & KILLER=$!; fi
+            drive cluster "$URL" $(meridian_args)
+            if [ "$KILL" = 1 ]; then wait "$KILLER" || true; fi
             MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; echo; done | paste -sd/)"
             stop_pids "${CLUSTER_PIDS[@]}" ;;
         *) log "unknown system $system"; exit 2 ;;
@@ -183,16 +220,18 @@ for system in $SYSTEMS; do
 done
 
 pg_tpmc="$(field postgres '^tpmC' || true)"
-printf '\n%-10s %10s %12s %12s %10s %14s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" retries "peak RSS MiB" "vs PG"
+printf '\n%-10s %10s %12s %12s %10s %12s %14s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" retries \
+    "cross-group" "peak RSS MiB" "vs PG"
 for system in $SYSTEMS; do
     tpmc="$(field "$system" '^tpmC')"
     p50="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $3}')"
     p99="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $6}')"
     retries="$(field "$system" '^retries')"
+    cross="$(field "$system" '^cross-group transactions')"
     ratio="-"
     if [ -n "$pg_tpmc" ] && [ -n "$tpmc" ] && [ "$system" != postgres ]; then
         ratio="$(awk -v a="$tpmc" -v b="$pg_tpmc" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
     fi
-    printf '%-10s %10s %12s %12s %10s %14s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" "${p99:-?}" \
-        "${retries:-?}" "${MEM[$system]:-?}" "$ratio"
+    printf '%-10s %10s %12s %12s %10s %12s %14s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" "${p99:-?}" \
+        "${retries:-?}" "${cross:--}" "${MEM[$system]:-?}" "$ratio"
 done

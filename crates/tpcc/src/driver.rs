@@ -9,6 +9,12 @@
 //! times of clause 5.2.5.4 (capped at ten times the mean); efficiency is
 //! tpmC / (12.86 × W).
 //!
+//! Each completed transaction that touched a warehouse other than its
+//! terminal's is counted as remote; when the WAREHOUSE table shows one
+//! range per warehouse ([`crate::placement`]), one whose warehouses are in
+//! different groups is also counted as cross-group (it committed with
+//! two-phase commit across those groups).
+//!
 //! Left out: a ramp-up period excluded from the measurement, the 90th
 //! percentile response-time limits of clause 5.2.5.3 (reported, not
 //! enforced), and the mix minimums enforced on the measured interval (the
@@ -22,8 +28,9 @@ use meridian_client::{Client, Config, Error, Result};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use crate::placement;
 use crate::random::{Constants, Gen};
-use crate::txn::{Kind, Outcome, Terminal};
+use crate::txn::{Kind, Outcome, Ran, Terminal};
 use crate::Scale;
 
 /// How to drive the load.
@@ -107,6 +114,10 @@ pub struct KindStats {
     pub rolled_back: u64,
     /// Transactions that failed with an error.
     pub errors: u64,
+    /// Completed transactions that touched another warehouse.
+    pub remote: u64,
+    /// Completed transactions whose warehouses are in different groups.
+    pub cross_group: u64,
     /// Response times of completed transactions.
     pub latencies: Vec<Duration>,
 }
@@ -139,6 +150,9 @@ pub struct Report {
     pub mode: Mode,
     /// The first few error messages.
     pub sample_errors: Vec<String>,
+    /// The group of each warehouse (index `w - 1`), when the warehouses
+    /// are in ranges of their own; `None` otherwise (and on PostgreSQL).
+    pub warehouse_groups: Option<Vec<i64>>,
 }
 
 impl Report {
@@ -151,6 +165,19 @@ impl Report {
     /// Total errors.
     pub fn errors(&self) -> u64 {
         self.kinds.iter().map(|k| k.errors).sum()
+    }
+
+    /// Completed transactions that touched another warehouse.
+    pub fn remote(&self) -> u64 {
+        self.kinds.iter().map(|k| k.remote).sum()
+    }
+
+    /// Completed transactions whose warehouses are in different groups,
+    /// when the warehouses' groups are known.
+    pub fn cross_group(&self) -> Option<u64> {
+        self.warehouse_groups
+            .as_ref()
+            .map(|_| self.kinds.iter().map(|k| k.cross_group).sum())
     }
 
     /// A human-readable table.
@@ -186,6 +213,37 @@ impl Report {
         }
         let no = &self.kinds[Kind::NewOrder.index()];
         let _ = writeln!(s, "New-Order rollbacks: {}", no.rolled_back);
+        let pct = |n: u64| {
+            if total > 0 {
+                n as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            }
+        };
+        let remote = self.remote();
+        let _ = writeln!(
+            s,
+            "remote-warehouse transactions: {remote} ({:.1}%)",
+            pct(remote)
+        );
+        match (self.cross_group(), &self.warehouse_groups) {
+            (Some(cross), Some(groups)) => {
+                let mut distinct = groups.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let _ = writeln!(
+                    s,
+                    "cross-group transactions: {cross} ({:.1}%; warehouses over groups {distinct:?})",
+                    pct(cross)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "cross-group transactions: unknown (warehouses not in ranges of their own)"
+                );
+            }
+        }
         let _ = writeln!(s, "retries: {}", self.retries);
         let _ = writeln!(s, "errors: {}", self.errors());
         let _ = writeln!(s, "elapsed: {:.1}s", self.elapsed.as_secs_f64());
@@ -252,6 +310,10 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
     for _ in 0..terminals {
         clients.push(Client::connect_with(config.clone()).await?);
     }
+    let warehouse_groups = match clients.first() {
+        Some(client) => placement::warehouse_groups(client, opts.warehouses).await,
+        None => None,
+    };
     let start = Instant::now();
     let deadline = start + opts.duration;
     let mut tasks = Vec::new();
@@ -261,6 +323,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         let d_id = ((i / w) % 10) as i32 + 1;
         let live = live.clone();
         let (warehouses, scale, mode) = (opts.warehouses, opts.scale, opts.mode);
+        let groups = warehouse_groups.clone();
         tasks.push(tokio::spawn(async move {
             let mut gen = Gen::new(run_c);
             let mut deck = Deck::new();
@@ -286,10 +349,19 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
                 let latency = t0.elapsed();
                 let k = &mut stats[kind.index()];
                 match result {
-                    Ok(outcome) => {
+                    Ok(Ran { outcome, remote }) => {
                         k.count += 1;
                         if outcome == Outcome::RolledBack {
                             k.rolled_back += 1;
+                        }
+                        if !remote.is_empty() {
+                            k.remote += 1;
+                        }
+                        if let Some(groups) = &groups {
+                            let home = groups[w_id as usize - 1];
+                            if remote.iter().any(|&w| groups[w as usize - 1] != home) {
+                                k.cross_group += 1;
+                            }
                         }
                         k.latencies.push(latency);
                         live.done[kind.index()].fetch_add(1, Ordering::Relaxed);
@@ -352,6 +424,8 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
             into.count += from.count;
             into.rolled_back += from.rolled_back;
             into.errors += from.errors;
+            into.remote += from.remote;
+            into.cross_group += from.cross_group;
             into.latencies.extend(from.latencies);
         }
         for e in errs {
@@ -372,6 +446,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         warehouses: opts.warehouses,
         mode: opts.mode,
         sample_errors,
+        warehouse_groups,
     })
 }
 

@@ -10,6 +10,7 @@
 //! | [`txn`] | 2.4–2.8 (inputs and database profiles) | terminal screens, deferred Delivery (2.7.2) |
 //! | [`driver`] | 5.2.4.2 (deck), 5.2.5.4/5.2.5.7 (think/keying times, spec mode), 5.4 (tpmC) | ramp-up, response-time limits enforcement |
 //! | [`check`] | 3.3.2.1–3.3.2.4 (consistency conditions 1–4) | conditions 5–12 |
+//! | [`placement`] | (Meridian only) warehouses in ranges of their own, dealt round the groups | |
 //!
 //! All SQL is plain PostgreSQL, so the same code drives PostgreSQL.
 //!
@@ -19,6 +20,7 @@
 pub mod check;
 pub mod driver;
 pub mod load;
+pub mod placement;
 pub mod random;
 pub mod schema;
 pub mod txn;

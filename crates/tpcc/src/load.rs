@@ -14,8 +14,8 @@ use rand::seq::SliceRandom;
 use tokio::sync::Mutex;
 
 use crate::random::{fixed, last_name, Constants, Gen};
-use crate::schema;
 use crate::Scale;
+use crate::{placement, schema};
 
 /// Rows per `INSERT` statement.
 pub const BATCH: usize = 200;
@@ -46,11 +46,30 @@ pub async fn create_schema(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Creates the schema and loads `warehouses` warehouses at `scale` over
-/// `connections` connections to `url`.
-pub async fn load(url: &str, warehouses: i32, connections: usize, scale: Scale) -> Result<()> {
+/// Where the rows go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Wherever the server puts new tables.
+    Default,
+    /// Each warehouse's rows in ranges of their own, the warehouses dealt
+    /// round the groups (Meridian only, see [`placement`]).
+    ByWarehouse,
+}
+
+/// Creates the schema (laid out as `layout` says) and loads `warehouses`
+/// warehouses at `scale` over `connections` connections to `url`.
+pub async fn load(
+    url: &str,
+    warehouses: i32,
+    connections: usize,
+    scale: Scale,
+    layout: Layout,
+) -> Result<()> {
     let client = Client::connect(url).await?;
     create_schema(&client).await?;
+    if layout == Layout::ByWarehouse {
+        placement::partition(&client, warehouses).await?;
+    }
     drop(client);
     let mut jobs = Vec::new();
     let items = scale.items as i32;

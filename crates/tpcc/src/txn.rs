@@ -67,6 +67,27 @@ pub enum Outcome {
     RolledBack,
 }
 
+/// A completed transaction: how it ended, and the warehouses other than
+/// the terminal's own whose rows it touched (New-Order's remote supply
+/// warehouses, Payment's remote customer's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ran {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The other warehouses it touched, each once.
+    pub remote: Vec<i32>,
+}
+
+impl Ran {
+    /// Committed, touching the home warehouse only.
+    fn home() -> Ran {
+        Ran {
+            outcome: Outcome::Committed,
+            remote: Vec::new(),
+        }
+    }
+}
+
 /// The terminal context a transaction runs in.
 pub struct Terminal<'a> {
     /// The number of warehouses.
@@ -90,19 +111,13 @@ impl Terminal<'_> {
     }
 
     /// Runs one transaction of `kind` with fresh inputs from `gen`.
-    pub async fn run(&self, client: &mut Client, gen: &mut Gen, kind: Kind) -> Result<Outcome> {
+    pub async fn run(&self, client: &mut Client, gen: &mut Gen, kind: Kind) -> Result<Ran> {
         match kind {
             Kind::NewOrder => self.new_order(client, gen).await,
-            Kind::Payment => self.payment(client, gen).await.map(|_| Outcome::Committed),
-            Kind::OrderStatus => self
-                .order_status(client, gen)
-                .await
-                .map(|_| Outcome::Committed),
-            Kind::Delivery => self.delivery(client, gen).await.map(|_| Outcome::Committed),
-            Kind::StockLevel => self
-                .stock_level(client, gen)
-                .await
-                .map(|_| Outcome::Committed),
+            Kind::Payment => self.payment(client, gen).await,
+            Kind::OrderStatus => self.order_status(client, gen).await.map(|_| Ran::home()),
+            Kind::Delivery => self.delivery(client, gen).await.map(|_| Ran::home()),
+            Kind::StockLevel => self.stock_level(client, gen).await.map(|_| Ran::home()),
         }
     }
 
@@ -117,7 +132,7 @@ impl Terminal<'_> {
     }
 
     /// Clause 2.4.
-    async fn new_order(&self, client: &mut Client, gen: &mut Gen) -> Result<Outcome> {
+    async fn new_order(&self, client: &mut Client, gen: &mut Gen) -> Result<Ran> {
         let w_id = self.w_id;
         let d_id = gen.uniform(1, 10) as i32;
         let c_id = gen.nurand(1023, 1, self.customers()) as i32;
@@ -142,7 +157,10 @@ impl Terminal<'_> {
             };
             lines.push((i_id, supply, gen.uniform(1, 10) as i32));
         }
-        let all_local = lines.iter().all(|l| l.1 == w_id) as i32;
+        let mut remote: Vec<i32> = lines.iter().map(|l| l.1).filter(|&s| s != w_id).collect();
+        remote.sort_unstable();
+        remote.dedup();
+        let all_local = remote.is_empty() as i32;
         let result = self
             .transaction(client, |tx| {
                 // The closure's future may not borrow from it: give each
@@ -232,11 +250,12 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        match result {
-            Ok(()) => Ok(Outcome::Committed),
-            Err(Error::Aborted(e)) if e.to_string() == ROLLBACK => Ok(Outcome::RolledBack),
-            Err(e) => Err(e),
-        }
+        let outcome = match result {
+            Ok(()) => Outcome::Committed,
+            Err(Error::Aborted(e)) if e.to_string() == ROLLBACK => Outcome::RolledBack,
+            Err(e) => return Err(e),
+        };
+        Ok(Ran { outcome, remote })
     }
 
     /// [`Client::transaction`], counting the retries it took.
@@ -258,7 +277,7 @@ impl Terminal<'_> {
     }
 
     /// Clause 2.5.
-    async fn payment(&self, client: &mut Client, gen: &mut Gen) -> Result<()> {
+    async fn payment(&self, client: &mut Client, gen: &mut Gen) -> Result<Ran> {
         let w_id = self.w_id;
         let d_id = gen.uniform(1, 10) as i32;
         let (c_w_id, c_d_id) = if self.warehouses > 1 && gen.uniform(1, 100) <= 15 {
@@ -338,7 +357,15 @@ impl Terminal<'_> {
                 })
             })
             .await;
-        result
+        result?;
+        Ok(Ran {
+            outcome: Outcome::Committed,
+            remote: if c_w_id == w_id {
+                Vec::new()
+            } else {
+                vec![c_w_id]
+            },
+        })
     }
 
     /// Clause 2.6.

@@ -1,9 +1,12 @@
 //! TPC-C against a real Meridian: a three-node cluster of three groups in
-//! this process (each TPC-C table in a range of its own, dealt round the
-//! groups, so most transactions commit with two-phase commit), served on a
-//! loopback port. Loads a tiny (non-spec) database, runs the mix for a few
-//! seconds and checks consistency conditions 1–4; once more while a node
-//! leading a group is stopped and restarted in the middle of the run.
+//! this process, served on a loopback port. Loads a tiny (non-spec)
+//! database with each warehouse in ranges of its own (warehouse 1 in group
+//! 1, warehouse 2 in group 2: remote-warehouse transactions commit across
+//! groups), runs the mix for a few seconds and checks consistency
+//! conditions 1–4; once more, with the default layout (each table in a
+//! range of its own, dealt round the groups, so most transactions commit
+//! with two-phase commit), while a node leading a group is stopped and
+//! restarted in the middle of the run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +15,9 @@ use meridian_client::Client;
 use meridian_server::clock::SystemClock;
 use meridian_server::cluster::{LocalCluster, LocalClusterOptions};
 use meridian_tpcc::driver::{self, Mode, RunOptions};
+use meridian_tpcc::load::Layout;
 use meridian_tpcc::txn::Kind;
-use meridian_tpcc::{check, load, Scale};
+use meridian_tpcc::{check, load, placement, Scale};
 
 /// A three-node, three-group cluster in this process, its node 1 serving
 /// SQL on a loopback port; returns it with its URL.
@@ -59,7 +63,9 @@ async fn load_run_check() {
     let warehouses = 2;
 
     let t = Instant::now();
-    load::load(&url, warehouses, 4, Scale::TINY).await.unwrap();
+    load::load(&url, warehouses, 4, Scale::TINY, Layout::ByWarehouse)
+        .await
+        .unwrap();
     eprintln!("loaded in {:?}", t.elapsed());
 
     let client = Client::connect(&url).await.unwrap();
@@ -83,6 +89,16 @@ async fn load_run_check() {
     for c in check::check(&client).await.unwrap() {
         assert!(c.ok(), "after load: {c:?}");
     }
+    // Every warehouse-keyed table: one range per warehouse, warehouse w's
+    // in the w-th group.
+    for table in placement::BY_WAREHOUSE {
+        let rows = client
+            .query(&*format!("SHOW RANGES FROM TABLE {table}"), &[])
+            .await
+            .unwrap();
+        let groups: Vec<i64> = rows.iter().map(|r| r.get("group_id")).collect();
+        assert_eq!(groups, [1, 2], "{table}");
+    }
 
     let report = driver::run(&RunOptions {
         url: url.clone(),
@@ -100,6 +116,12 @@ async fn load_run_check() {
     assert!(no.count - no.rolled_back > 0, "no New-Order committed");
     assert!(report.tpmc() > 0.0);
     assert_eq!(report.errors(), 0, "{:?}", report.sample_errors);
+    // 15% of Payments pay a remote customer, whose warehouse is in the
+    // other group: hundreds of transactions make none vanishingly unlikely.
+    assert_eq!(report.warehouse_groups.as_deref(), Some(&[1, 2][..]));
+    let cross = report.cross_group().unwrap();
+    assert!(cross > 0, "no cross-group transaction");
+    assert!(cross <= report.remote());
 
     for c in check::check(&client).await.unwrap() {
         assert!(c.ok(), "after run: {c:?}");
@@ -111,7 +133,9 @@ async fn the_checks_hold_after_a_run_during_which_a_node_died_and_came_back() {
     let dir = tempfile::tempdir().unwrap();
     let (mut cluster, url) = serve(dir.path()).await;
     let warehouses = 1;
-    load::load(&url, warehouses, 4, Scale::TINY).await.unwrap();
+    load::load(&url, warehouses, 4, Scale::TINY, Layout::Default)
+        .await
+        .unwrap();
     consistent(&url, "after load").await;
 
     // Node 1 serves SQL; the victim is another node leading some group.
