@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use meridian_client::{Client, Result};
 use rand::seq::SliceRandom;
+use rust_decimal::Decimal;
 use tokio::sync::Mutex;
 
 use crate::random::{fixed, last_name, Constants, Gen};
@@ -177,6 +178,13 @@ fn address(gen: &mut Gen) -> String {
     format!("'{s1}', '{s2}', '{city}', '{state}', '{}'", gen.zip())
 }
 
+/// A district's D_YTD at load: the 10.00 of each of its customers' HISTORY
+/// rows (30,000.00 at the spec's scale, where W_YTD is 300,000.00), so
+/// that conditions 8 and 9 hold at every scale.
+fn district_ytd(scale: Scale) -> Decimal {
+    Decimal::new(1000, 2) * Decimal::from(scale.customers_per_district)
+}
+
 async fn run_job(client: &Client, gen: &mut Gen, job: Job, scale: Scale) -> Result<()> {
     match job {
         Job::Items(from, to) => {
@@ -196,10 +204,11 @@ async fn run_job(client: &Client, gen: &mut Gen, job: Job, scale: Scale) -> Resu
         Job::Stock(w, from, to) => {
             if from == 1 {
                 let row = format!(
-                    "{w}, '{}', {}, {}, 300000.00",
+                    "{w}, '{}', {}, {}, {}",
                     gen.astring(6, 10),
                     address(gen),
-                    fixed(gen, 0, 2000, 4)
+                    fixed(gen, 0, 2000, 4),
+                    district_ytd(scale) * Decimal::from(10)
                 );
                 let mut ins = Inserter::new(
                     client,
@@ -239,10 +248,11 @@ async fn load_customers(
     let customers = scale.customers_per_district as i32;
     let orders = scale.orders_per_district as i32;
     let row = format!(
-        "{d}, {w}, '{}', {}, {}, 30000.00, {}",
+        "{d}, {w}, '{}', {}, {}, {}, {}",
         gen.astring(6, 10),
         address(gen),
         fixed(gen, 0, 2000, 4),
+        district_ytd(scale),
         orders + 1
     );
     let mut ins = Inserter::new(
