@@ -18,7 +18,9 @@ use clap::Args;
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
-use meridian_server::group::{ReplicationOptions, Storage, DEFAULT_GC_RETENTION};
+use meridian_server::group::{
+    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_MAX_RANGE_BYTES,
+};
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
 use meridian_server::local::{OffExecutor, TokioSleeper};
 use meridian_server::net::NodeApi;
@@ -67,6 +69,10 @@ pub struct StartArgs {
     /// reads may go this far back, older versions are garbage-collected.
     #[arg(long, default_value_t = DEFAULT_GC_RETENTION.as_secs())]
     gc_retention_secs: u64,
+    /// A range whose stored versions outgrow this many MiB is split in two
+    /// by the leader of its group (0: never).
+    #[arg(long, default_value_t = DEFAULT_MAX_RANGE_BYTES >> 20)]
+    max_range_mib: u64,
 }
 
 /// Options of `meridian init`.
@@ -106,6 +112,7 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         heartbeat: lease / 20,
         election_timeout: Duration::from_millis(args.election_timeout_ms),
         gc_retention: Duration::from_secs(args.gc_retention_secs.max(1)),
+        max_range_bytes: args.max_range_mib << 20,
         ..ReplicationOptions::default()
     };
     let clock = Arc::new(SystemClock::new(epsilon));

@@ -43,7 +43,8 @@ use meridian_error::{Error, Result};
 use meridian_paxos::{codec, Envelope, Membership, NodeId, RoleKind};
 use meridian_proto::v1;
 use meridian_storage::{
-    keycode, versioned_range, Durability, KeyRange, Mvcc, ScanDirection, Space, WriteBatch,
+    keycode, version_user_key, versioned_range, Durability, KeyRange, Mvcc, ScanDirection, Space,
+    WriteBatch,
 };
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{RangeMap, Sleeper};
@@ -255,6 +256,7 @@ impl Node {
         tokio::spawn(resolve_abandoned(Arc::downgrade(&node)));
         tokio::spawn(collect_garbage(Arc::downgrade(&node)));
         tokio::spawn(crate::placement::keep_fresh(Arc::downgrade(&node)));
+        tokio::spawn(crate::placement::split_large_ranges(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -281,6 +283,11 @@ impl Node {
     /// The transaction engine SQL sessions on this node use.
     pub fn engine(self: &Arc<Self>) -> ClusterEngine {
         ClusterEngine::new(Arc::new(ClusterGroups::new(self.clone())))
+    }
+
+    /// How this node's replicas run.
+    pub(crate) fn replication_options(&self) -> &ReplicationOptions {
+        &self.config.replication
     }
 
     /// Which group holds which keys.
@@ -334,6 +341,36 @@ impl Node {
             bytes += (key.len() + value.len()) as u64;
         }
         Ok(bytes)
+    }
+
+    /// Where to cut `range` into two halves of about equal stored bytes, if
+    /// its versions on this node take more than `max_bytes`: the first user
+    /// key at or past the middle, or past it the next one if that is the
+    /// range's start (a single key cannot be split).
+    pub fn split_point(&self, range: &KeyRange, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let total = self.stored_bytes(range)?;
+        if total <= max_bytes {
+            return Ok(None);
+        }
+        let start = match &range.start {
+            Bound::Included(start) => start.as_slice(),
+            _ => &[],
+        };
+        let mut seen = 0u64;
+        for item in self
+            .storage
+            .scan(Space::Data, &versioned_range(range), ScanDirection::Forward)
+        {
+            let (key, value) = item?;
+            seen += (key.len() + value.len()) as u64;
+            if seen >= total / 2 {
+                let user = version_user_key(&key)?;
+                if user.as_slice() > start {
+                    return Ok(Some(user));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Installs the founding placement.

@@ -13,7 +13,12 @@
 //!
 //! **Split** at `k`: one transaction inserts the row of `k`, naming the
 //! group of the range holding `k`. Nothing moves; each group's
-//! [`Spans`](crate::spans::Spans) already cover both halves.
+//! [`Spans`](crate::spans::Spans) already cover both halves. Besides
+//! `ALTER TABLE ... SPLIT AT`, each node splits the ranges of the groups
+//! it leads once their versions outgrow
+//! [`max_range_bytes`](crate::group::ReplicationOptions::max_range_bytes),
+//! at the key where half of the bytes lie before it
+//! ([`split_large_ranges`]).
 //!
 //! **Move** of `[a, b)` from `g` to `h` (Spanner's movedir): first a
 //! background copy of the range's raw versions from `g`'s leader into
@@ -54,6 +59,8 @@ const REFRESH_STALENESS: Duration = Duration::from_secs(5);
 const COPY_PAGE: u32 = 1024;
 /// How many times a hand-over that lost a conflict is tried.
 const HAND_OVER_ATTEMPTS: u32 = 5;
+/// How often a node looks for ranges to split by size.
+const SPLIT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Keeps `node`'s placement cache fresh while the node lives.
 pub(crate) async fn keep_fresh(node: Weak<Node>) {
@@ -198,6 +205,89 @@ pub async fn split_at(groups: Arc<ClusterGroups>, key: Vec<u8>) -> Result<()> {
     })
     .await?;
     refresh(&groups, true).await
+}
+
+/// Splits the ranges of the groups `node` leads whose versions outgrew
+/// `max_range_bytes`, while the node lives. The leader of a range's group
+/// decides, so one node looks at each range; measuring scans the range's
+/// versions in the node's store (off the async workers).
+pub(crate) async fn split_large_ranges(node: Weak<Node>) {
+    let max_bytes = match node.upgrade() {
+        Some(node) => node.replication_options().max_range_bytes,
+        None => return,
+    };
+    if max_bytes == 0 {
+        return;
+    }
+    let mut ticks = tokio::time::interval(SPLIT_CHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(live) = node.upgrade() else { return };
+        if live.cluster() == 0 {
+            continue;
+        }
+        let groups = Arc::new(ClusterGroups::new(live.clone()));
+        tokio::select! {
+            () = split_once(groups, max_bytes) => {}
+            () = live.stopped() => return,
+        }
+    }
+}
+
+/// One round of [`split_large_ranges`].
+async fn split_once(groups: Arc<ClusterGroups>, max_bytes: u64) {
+    let node = groups.node().clone();
+    let Ok(placement) = node.placement() else {
+        return;
+    };
+    let first = first_movable_key();
+    let led: Vec<(u64, KeyRange)> = placement
+        .ranges()
+        .filter(|&(start, _, group)| {
+            start >= first.as_slice()
+                && node
+                    .group(group)
+                    .is_some_and(|replica| replica.leader_engine().is_some())
+        })
+        .map(|(start, end, group)| {
+            let range = KeyRange {
+                start: Bound::Included(start.to_vec()),
+                end: end.map_or(Bound::Unbounded, |end| Bound::Excluded(end.to_vec())),
+            };
+            (group, range)
+        })
+        .collect();
+    for (group, range) in led {
+        let measuring = node.clone();
+        let measured = tokio::task::spawn_blocking(move || {
+            let point = measuring.split_point(&range, max_bytes);
+            (range, point)
+        })
+        .await;
+        let (range, key) = match measured {
+            Ok((range, Ok(Some(key)))) => (range, key),
+            Ok((_, Ok(None))) => continue,
+            Ok((range, Err(err))) => {
+                tracing::warn!(group, ?range, %err, "cannot measure a range");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(group, %err, "measuring a range panicked");
+                continue;
+            }
+        };
+        tracing::info!(
+            group,
+            ?range,
+            max_bytes,
+            "splitting a range that outgrew its limit"
+        );
+        if let Err(err) = split_at(groups.clone(), key).await {
+            tracing::warn!(group, ?range, %err, "could not split a range by size");
+        }
+    }
 }
 
 /// The placement row of the range holding `key` (`(start, group)`), read

@@ -665,3 +665,90 @@ async fn a_range_split_and_moved_under_load_keeps_every_row_and_its_history() {
         }
     }
 }
+
+/// The key of row `i` of table 100.
+fn row_of_100(i: u64) -> Vec<u8> {
+    let mut key = Vec::new();
+    keycode::encode_u64(&mut key, 100);
+    keycode::encode_u64(&mut key, i);
+    key
+}
+
+/// A range whose versions outgrow `max_range_bytes` is split by its
+/// group's leader without anyone asking, and every row stays readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_that_outgrows_its_limit_is_split_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 3,
+        groups: GROUPS,
+        replication: ReplicationOptions {
+            max_range_bytes: 16 << 10,
+            ..ReplicationOptions::fast()
+        },
+        rocks: RocksOptions::default(),
+        durability: Durability::Sync,
+    };
+    let cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let engine = cluster.engine(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let table_100 = {
+        let mut start = Vec::new();
+        keycode::encode_u64(&mut start, 100);
+        let mut end = Vec::new();
+        keycode::encode_u64(&mut end, 101);
+        (start, end)
+    };
+    let ranges_of_100 = || async {
+        engine
+            .ranges()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.start >= table_100.0 && r.start < table_100.1)
+            .count()
+    };
+    assert_eq!(ranges_of_100().await, 1);
+
+    // 200 rows of 200 bytes: about 45 KiB of versions, well past 16 KiB.
+    let value = vec![7u8; 200];
+    for batch in 0..10u64 {
+        retrying(&engine, deadline, |engine| {
+            let value = value.clone();
+            async move {
+                let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+                for i in batch * 20..(batch + 1) * 20 {
+                    txn.put(row_of_100(i), value.clone()).await?;
+                }
+                txn.commit().await.map(drop)
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    // The leader of the range's group looks every 10 s.
+    while ranges_of_100().await < 2 {
+        assert!(Instant::now() < deadline, "the range was not split");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = retrying(&engine, deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadOnly(ReadTime::Strong)).await?;
+        let mut found = 0;
+        for i in 0..200 {
+            found += txn
+                .get(&row_of_100(i), LockStrength::Shared)
+                .await?
+                .is_some() as usize;
+        }
+        txn.commit().await?;
+        Ok(found)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rows, 200);
+}

@@ -34,7 +34,7 @@ pub use engine::{
     Space, WriteBatch, WriteOp,
 };
 pub use memory::MemoryEngine;
-pub use mvcc::{put_version, version_ts, versioned_range, GcStats, Mvcc};
+pub use mvcc::{put_version, version_ts, version_user_key, versioned_range, GcStats, Mvcc};
 #[cfg(feature = "rocksdb")]
 pub use rocks::{RocksEngine, RocksOptions};
 

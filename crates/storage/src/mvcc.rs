@@ -316,6 +316,12 @@ pub fn versioned_range(range: &KeyRange) -> KeyRange {
     }
 }
 
+/// The user key of a raw version key (a key of [`Space::Data`] written by
+/// [`put_version`]); `Err` for anything else.
+pub fn version_user_key(raw_key: &[u8]) -> Result<Vec<u8>> {
+    decode_key(raw_key).map(|(key, _)| key)
+}
+
 /// The commit timestamp of a raw version key (a key of [`Space::Data`]
 /// written by [`put_version`]); `Err` for anything else.
 pub fn version_ts(raw_key: &[u8]) -> Result<Timestamp> {

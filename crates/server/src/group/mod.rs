@@ -154,6 +154,9 @@ pub struct ReplicationOptions {
     /// this far back; the node's garbage collector removes what no read
     /// at or after `now - gc_retention` can see.
     pub gc_retention: Duration,
+    /// A range whose versions take more than this many bytes is split in
+    /// two by the leader of its group (0: never).
+    pub max_range_bytes: u64,
 }
 
 impl Default for ReplicationOptions {
@@ -170,6 +173,7 @@ impl Default for ReplicationOptions {
             safe_time_interval: Duration::from_nanos(cfg.heartbeat_interval),
             txn: LocalConfig::default(),
             gc_retention: DEFAULT_GC_RETENTION,
+            max_range_bytes: DEFAULT_MAX_RANGE_BYTES,
         }
     }
 }
@@ -199,6 +203,10 @@ impl ReplicationOptions {
         }
     }
 }
+
+/// The size beyond which a range is split by default (versions' keys and
+/// values as stored).
+pub const DEFAULT_MAX_RANGE_BYTES: u64 = 64 << 20;
 
 /// How long old versions are kept by default: an hour of history for
 /// `AS OF SYSTEM TIME`.
