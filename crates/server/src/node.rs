@@ -332,15 +332,21 @@ impl Node {
     /// The bytes (keys and values) of every stored version of the keys in
     /// `range` on this node.
     pub fn stored_bytes(&self, range: &KeyRange) -> Result<u64> {
-        let mut bytes = 0u64;
-        for item in self
-            .storage
+        self.versions(range)
+            .try_fold(0, |total, version| Ok(total + version?.1))
+    }
+
+    /// The stored versions of the keys in `range` on this node, in key
+    /// order: each raw key with its size (key and value bytes).
+    fn versions(&self, range: &KeyRange) -> impl Iterator<Item = Result<(Vec<u8>, u64)>> + '_ {
+        self.storage
             .scan(Space::Data, &versioned_range(range), ScanDirection::Forward)
-        {
-            let (key, value) = item?;
-            bytes += (key.len() + value.len()) as u64;
-        }
-        Ok(bytes)
+            .map(|item| {
+                item.map(|(key, value)| {
+                    let size = (key.len() + value.len()) as u64;
+                    (key, size)
+                })
+            })
     }
 
     /// Where to cut `range` into two halves of about equal stored bytes, if
@@ -357,12 +363,9 @@ impl Node {
             _ => &[],
         };
         let mut seen = 0u64;
-        for item in self
-            .storage
-            .scan(Space::Data, &versioned_range(range), ScanDirection::Forward)
-        {
-            let (key, value) = item?;
-            seen += (key.len() + value.len()) as u64;
+        for version in self.versions(range) {
+            let (key, size) = version?;
+            seen += size;
             if seen >= total / 2 {
                 let user = version_user_key(&key)?;
                 if user.as_slice() > start {

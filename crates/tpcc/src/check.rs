@@ -220,12 +220,7 @@ async fn check_8_to_10_and_12(client: &Client) -> Result<Vec<Condition>> {
         "SELECT h_w_id, sum(h_amount) FROM history GROUP BY h_w_id",
     )
     .await?;
-    for (k, v) in sorted(&warehouses) {
-        let sum = paid.get(k).and_then(|p| p[0]).unwrap_or_default();
-        if v[0] != Some(sum) {
-            c8.violated(|| format!("warehouse {k:?}: w_ytd {:?} != sum(h_amount) {sum}", v[0]));
-        }
-    }
+    totals_match(&mut c8, "warehouse", &warehouses, &paid);
 
     let mut c9 = condition(9, "D_YTD = sum(H_AMOUNT) per district");
     let districts = keyed::<2>(client, "SELECT d_w_id, d_id, d_ytd FROM district").await?;
@@ -234,12 +229,7 @@ async fn check_8_to_10_and_12(client: &Client) -> Result<Vec<Condition>> {
         "SELECT h_w_id, h_d_id, sum(h_amount) FROM history GROUP BY h_w_id, h_d_id",
     )
     .await?;
-    for (k, v) in sorted(&districts) {
-        let sum = paid.get(k).and_then(|p| p[0]).unwrap_or_default();
-        if v[0] != Some(sum) {
-            c9.violated(|| format!("district {k:?}: d_ytd {:?} != sum(h_amount) {sum}", v[0]));
-        }
-    }
+    totals_match(&mut c9, "district", &districts, &paid);
 
     // What each customer was charged: the delivered lines of its orders.
     let owner = keyed::<3>(client, "SELECT o_w_id, o_d_id, o_id, o_c_id FROM orders").await?;
@@ -296,6 +286,22 @@ async fn check_8_to_10_and_12(client: &Client) -> Result<Vec<Condition>> {
         }
     }
     Ok(vec![c8, c9, c10, c12])
+}
+
+/// Reports to `c` each `what` whose year-to-date total (its first value)
+/// is not the sum of the history `paid` holds for it.
+fn totals_match<const N: usize>(
+    c: &mut Condition,
+    what: &str,
+    totals: &HashMap<[String; N], Vec<Option<Decimal>>>,
+    paid: &HashMap<[String; N], Vec<Option<Decimal>>>,
+) {
+    for (k, v) in sorted(totals) {
+        let sum = paid.get(k).and_then(|p| p[0]).unwrap_or_default();
+        if v[0] != Some(sum) {
+            c.violated(|| format!("{what} {k:?}: ytd {:?} != sum(h_amount) {sum}", v[0]));
+        }
+    }
 }
 
 /// `map`'s entries in key order (reports come out the same every time).
