@@ -15,6 +15,13 @@
 //! different groups is also counted as cross-group (it committed with
 //! two-phase commit across those groups).
 //!
+//! Delivery is deferred (clause 2.7.2): the terminal queues the request
+//! and its response time is the queuing; delivery agents (one per ten
+//! terminals, each with a connection of its own) run the queue, and the
+//! report gives their count, skipped districts and the time from queuing
+//! to completion. Requests still queued when the run ends are run before
+//! the report, for at most [`DRAIN_TIMEOUT`].
+//!
 //! Left out: a ramp-up period excluded from the measurement, the 90th
 //! percentile response-time limits of clause 5.2.5.3 (reported, not
 //! enforced), and the mix minimums enforced on the measured interval (the
@@ -30,7 +37,7 @@ use rand::Rng;
 
 use crate::placement;
 use crate::random::{Constants, Gen};
-use crate::txn::{Kind, Outcome, Ran, Terminal};
+use crate::txn::{DeliveryRequest, Kind, Outcome, Ran, Terminal};
 use crate::Scale;
 
 /// How to drive the load.
@@ -135,6 +142,34 @@ impl KindStats {
     }
 }
 
+/// What the delivery agents did (clause 2.7.2).
+#[derive(Clone, Debug, Default)]
+pub struct DeferredStats {
+    /// Deliveries run.
+    pub done: u64,
+    /// Districts they skipped (no undelivered order).
+    pub skipped: u64,
+    /// Deliveries that failed.
+    pub errors: u64,
+    /// Deliveries still queued when [`DRAIN_TIMEOUT`] ran out (not run).
+    pub undone: u64,
+    /// Time from queuing to completion of each one run.
+    pub latencies: Vec<Duration>,
+}
+
+/// How long queued Deliveries may still run once the terminals stopped.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many Deliveries may wait in the queue; a terminal queuing one more
+/// waits (its response time shows it).
+const DELIVERY_QUEUE: usize = 10_000;
+
+/// A Delivery waiting for an agent.
+struct Queued {
+    request: DeliveryRequest,
+    queued_at: Instant,
+}
+
 /// The results of a run.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -153,6 +188,8 @@ pub struct Report {
     /// The group of each warehouse (index `w - 1`), when the warehouses
     /// are in ranges of their own; `None` otherwise (and on PostgreSQL).
     pub warehouse_groups: Option<Vec<i64>>,
+    /// The deferred Deliveries (the Delivery row above is their queuing).
+    pub deferred: DeferredStats,
 }
 
 impl Report {
@@ -164,7 +201,7 @@ impl Report {
 
     /// Total errors.
     pub fn errors(&self) -> u64 {
-        self.kinds.iter().map(|k| k.errors).sum()
+        self.kinds.iter().map(|k| k.errors).sum::<u64>() + self.deferred.errors
     }
 
     /// Completed transactions that touched another warehouse.
@@ -213,6 +250,22 @@ impl Report {
         }
         let no = &self.kinds[Kind::NewOrder.index()];
         let _ = writeln!(s, "New-Order rollbacks: {}", no.rolled_back);
+        let d = &self.deferred;
+        let done = KindStats {
+            latencies: d.latencies.clone(),
+            ..KindStats::default()
+        };
+        let _ = writeln!(
+            s,
+            "deferred Deliveries: {} run ({} districts skipped), {} failed, {} not run; \
+             queued to done p50 {:.1} ms, p90 {:.1} ms",
+            d.done,
+            d.skipped,
+            d.errors,
+            d.undone,
+            ms(done.percentile(50.0)),
+            ms(done.percentile(90.0))
+        );
         let pct = |n: u64| {
             if total > 0 {
                 n as f64 * 100.0 / total as f64
@@ -314,8 +367,25 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         Some(client) => placement::warehouse_groups(client, opts.warehouses).await,
         None => None,
     };
+    let mut agent_clients = Vec::new();
+    for _ in 0..terminals.div_ceil(10) {
+        agent_clients.push(Client::connect_with(config.clone()).await?);
+    }
     let start = Instant::now();
     let deadline = start + opts.duration;
+    let (queue, requests) = tokio::sync::mpsc::channel::<Queued>(DELIVERY_QUEUE);
+    let requests = Arc::new(tokio::sync::Mutex::new(requests));
+    let agents: Vec<_> = agent_clients
+        .into_iter()
+        .map(|client| {
+            let requests = requests.clone();
+            let live = live.clone();
+            let (warehouses, scale) = (opts.warehouses, opts.scale);
+            tokio::spawn(async move {
+                deliver_queued(client, &requests, &live, warehouses, scale, deadline).await
+            })
+        })
+        .collect();
     let mut tasks = Vec::new();
     for (i, mut client) in clients.into_iter().enumerate() {
         let w = opts.warehouses.max(1) as usize;
@@ -324,6 +394,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         let live = live.clone();
         let (warehouses, scale, mode) = (opts.warehouses, opts.scale, opts.mode);
         let groups = warehouse_groups.clone();
+        let queue = queue.clone();
         tasks.push(tokio::spawn(async move {
             let mut gen = Gen::new(run_c);
             let mut deck = Deck::new();
@@ -345,7 +416,19 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
                     }
                 }
                 let t0 = Instant::now();
-                let result = term.run(&mut client, &mut gen, kind).await;
+                let result = if kind == Kind::Delivery {
+                    let request = term.delivery_request(&mut gen);
+                    queue
+                        .send(Queued {
+                            request,
+                            queued_at: t0,
+                        })
+                        .await
+                        .map(|()| Ran::home())
+                        .map_err(|_| Error::abort("the delivery queue is closed"))
+                } else {
+                    term.run(&mut client, &mut gen, kind).await
+                };
                 let latency = t0.elapsed();
                 let k = &mut stats[kind.index()];
                 match result {
@@ -439,6 +522,22 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
     if let Some(p) = progress {
         p.abort();
     }
+    // The terminals are done: once the agents empty the queue, they end.
+    drop(queue);
+    let mut deferred = DeferredStats::default();
+    for agent in agents {
+        let (stats, errs) = agent.await.expect("delivery agent panicked");
+        deferred.done += stats.done;
+        deferred.skipped += stats.skipped;
+        deferred.errors += stats.errors;
+        deferred.undone += stats.undone;
+        deferred.latencies.extend(stats.latencies);
+        for e in errs {
+            if sample_errors.len() < 5 {
+                sample_errors.push(e);
+            }
+        }
+    }
     Ok(Report {
         kinds,
         retries: live.retries.load(Ordering::Relaxed) as u64,
@@ -447,7 +546,56 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         mode: opts.mode,
         sample_errors,
         warehouse_groups,
+        deferred,
     })
+}
+
+/// A delivery agent: runs queued Deliveries until the queue is closed and
+/// empty; past `deadline` + [`DRAIN_TIMEOUT`] it only counts them.
+async fn deliver_queued(
+    mut client: Client,
+    requests: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>,
+    live: &Live,
+    warehouses: i32,
+    scale: Scale,
+    deadline: Instant,
+) -> (DeferredStats, Vec<String>) {
+    let mut stats = DeferredStats::default();
+    let mut sample_errors = Vec::new();
+    loop {
+        let next = requests.lock().await.recv().await;
+        let Some(Queued { request, queued_at }) = next else {
+            return (stats, sample_errors);
+        };
+        if Instant::now() > deadline + DRAIN_TIMEOUT {
+            stats.undone += 1;
+            continue;
+        }
+        let term = Terminal {
+            warehouses,
+            w_id: request.w_id,
+            d_id: 1,
+            scale,
+            retries: &live.retries,
+        };
+        match term.deliver(&mut client, request).await {
+            Ok(skipped) => {
+                stats.done += 1;
+                stats.skipped += u64::from(skipped);
+                stats.latencies.push(queued_at.elapsed());
+            }
+            Err(e) => {
+                stats.errors += 1;
+                live.errors.fetch_add(1, Ordering::Relaxed);
+                if sample_errors.len() < 3 {
+                    sample_errors.push(format!("Delivery (deferred): {}", describe(&e)));
+                }
+                if matches!(e, Error::ConnectionLost(_)) || client.is_closed() {
+                    let _ = client.reconnect().await;
+                }
+            }
+        }
+    }
 }
 
 /// An error with the server's SQLSTATE and message when there is one.

@@ -4,9 +4,14 @@
 //! transaction through [`Client::transaction`], which retries
 //! serialization failures.
 //!
+//! Delivery has two halves (clause 2.7): the terminal's input
+//! ([`Terminal::delivery_request`]), which the driver queues, and the
+//! deferred execution ([`Terminal::deliver`]), which its delivery agents
+//! run from the queue; [`Terminal::run`] does both inline.
+//!
 //! Left out: the terminal output (screens) of clause 2.x.3, and the
-//! deferred execution of Delivery (clause 2.7.2): Delivery runs inline and
-//! its result is not logged to a file.
+//! result file of deferred Deliveries (clause 2.7.2.3: the driver reports
+//! their counts and times instead).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -67,6 +72,15 @@ pub enum Outcome {
     RolledBack,
 }
 
+/// A Delivery as the terminal enters it (clause 2.7.1.2), to be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryRequest {
+    /// The terminal's warehouse.
+    pub w_id: i32,
+    /// The carrier, uniform in 1..=10.
+    pub carrier: i32,
+}
+
 /// A completed transaction: how it ended, and the warehouses other than
 /// the terminal's own whose rows it touched (New-Order's remote supply
 /// warehouses, Payment's remote customer's).
@@ -80,7 +94,7 @@ pub struct Ran {
 
 impl Ran {
     /// Committed, touching the home warehouse only.
-    fn home() -> Ran {
+    pub fn home() -> Ran {
         Ran {
             outcome: Outcome::Committed,
             remote: Vec::new(),
@@ -116,7 +130,10 @@ impl Terminal<'_> {
             Kind::NewOrder => self.new_order(client, gen).await,
             Kind::Payment => self.payment(client, gen).await,
             Kind::OrderStatus => self.order_status(client, gen).await.map(|_| Ran::home()),
-            Kind::Delivery => self.delivery(client, gen).await.map(|_| Ran::home()),
+            Kind::Delivery => {
+                let request = self.delivery_request(gen);
+                self.deliver(client, request).await.map(|_| Ran::home())
+            }
             Kind::StockLevel => self.stock_level(client, gen).await.map(|_| Ran::home()),
         }
     }
@@ -408,14 +425,23 @@ impl Terminal<'_> {
         result
     }
 
-    /// Clause 2.7 (all ten districts in one transaction).
-    async fn delivery(&self, client: &mut Client, gen: &mut Gen) -> Result<()> {
-        let w_id = self.w_id;
-        let carrier = gen.uniform(1, 10) as i32;
-        let result = self
-            .transaction(client, |tx| {
-                Box::pin(async move {
-                    for d_id in 1..=10i32 {
+    /// Clause 2.7.1: a Delivery's input, for the terminal's warehouse.
+    pub fn delivery_request(&self, gen: &mut Gen) -> DeliveryRequest {
+        DeliveryRequest {
+            w_id: self.w_id,
+            carrier: gen.uniform(1, 10) as i32,
+        }
+    }
+
+    /// Clause 2.7.4: delivers the oldest undelivered order of each of the
+    /// warehouse's districts in one transaction; returns how many districts
+    /// had none (skipped, clause 2.7.4.2).
+    pub async fn deliver(&self, client: &mut Client, request: DeliveryRequest) -> Result<u32> {
+        let DeliveryRequest { w_id, carrier } = request;
+        self.transaction(client, |tx| {
+            Box::pin(async move {
+                let mut skipped = 0;
+                for d_id in 1..=10i32 {
                         let Some(no) = tx
                             .query_opt(
                                 "SELECT no_o_id FROM new_order WHERE no_w_id = $1 AND no_d_id = $2 \
@@ -424,7 +450,7 @@ impl Terminal<'_> {
                             )
                             .await?
                         else {
-                            // Clause 2.7.4.2: skipped district.
+                            skipped += 1;
                             continue;
                         };
                         let o_id: i32 = no.get(0);
@@ -467,11 +493,10 @@ impl Terminal<'_> {
                         )
                         .await?;
                     }
-                    Ok(())
+                    Ok(skipped)
                 })
             })
-            .await;
-        result
+            .await
     }
 
     /// Clause 2.8.

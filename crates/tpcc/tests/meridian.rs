@@ -118,6 +118,11 @@ async fn load_run_check() {
     assert!(no.count - no.rolled_back > 0, "no New-Order committed");
     assert!(report.tpmc() > 0.0);
     assert_eq!(report.errors(), 0, "{:?}", report.sample_errors);
+    // Every queued Delivery ran before the report.
+    let queued = report.kinds[Kind::Delivery.index()].count;
+    assert!(queued > 0, "no Delivery queued");
+    assert_eq!(report.deferred.done, queued);
+    assert_eq!(report.deferred.latencies.len() as u64, queued);
     // 15% of Payments pay a remote customer, whose warehouse is in the
     // other group: hundreds of transactions make none vanishingly unlikely.
     assert_eq!(report.warehouse_groups.as_deref(), Some(&[1, 2][..]));
