@@ -50,6 +50,7 @@ PIDS=()
 PG_STARTED=""
 cleanup() {
     local pid
+    adopt_node_2
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [ -n "$PG_STARTED" ]; then
@@ -167,7 +168,9 @@ start_cluster() {
     wait_sql "$URL"
 }
 # Once the load is done and the run a third through, SIGKILLs node 2 and
-# restarts it 5 s later. Its peak memory is the restarted process's.
+# restarts it 5 s later. It runs in the background (a subshell): the new
+# pid goes to $TMP/node-2.pid for the main shell (adopt_node_2). Node 2's
+# peak memory is then the restarted process's.
 kill_and_restart_node_2() {
     for _ in $(seq 1 36000); do
         grep -q "^running the mix" "$TMP/cluster.out" 2>/dev/null && break
@@ -180,6 +183,12 @@ kill_and_restart_node_2() {
     sleep 5
     log "cluster: restarting node 2"
     start_node 2
+    echo "${CLUSTER_PIDS[2]}" >"$TMP/node-2.pid"
+}
+adopt_node_2() {
+    [ -f "$TMP/node-2.pid" ] || return 0
+    CLUSTER_PIDS[2]="$(cat "$TMP/node-2.pid")"
+    PIDS+=("${CLUSTER_PIDS[2]}")
 }
 
 # The first number on the report line matching $2 in $TMP/$1.out.
@@ -188,11 +197,15 @@ field() {
     grep -i -m1 -E "$2" "$TMP/$1.out" | grep -oE '[0-9]+(\.[0-9]+)?' | head -n1 || true
 }
 
-# Stops the Meridian processes given (SIGTERM, then waits for them).
+# Stops the Meridian processes given (SIGTERM, then waits for them; one
+# that is not this shell's child, for up to 30 s).
 stop_pids() {
     local pid
     for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        wait "$pid" 2>/dev/null || true
+        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
 }
 
 # Each system is stopped once measured, so the next one has the machine.
@@ -212,7 +225,7 @@ for system in $SYSTEMS; do
             start_cluster
             if [ "$KILL" = 1 ]; then kill_and_restart_node_2 & KILLER=$!; fi
             drive cluster "$URL" $(meridian_args)
-            if [ "$KILL" = 1 ]; then wait "$KILLER" || true; fi
+            if [ "$KILL" = 1 ]; then wait "$KILLER" || true; adopt_node_2; fi
             MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; echo; done | paste -sd/)"
             stop_pids "${CLUSTER_PIDS[@]}" ;;
         *) log "unknown system $system"; exit 2 ;;
