@@ -88,24 +88,6 @@ impl Condition {
     }
 }
 
-/// (w, d) → the decimal values of the remaining columns.
-async fn by_district(
-    client: &Client,
-    sql: &str,
-) -> Result<HashMap<(String, String), Vec<Option<Decimal>>>> {
-    Ok(rows(client, sql)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let key = (
-                r[0].clone().unwrap_or_default(),
-                r[1].clone().unwrap_or_default(),
-            );
-            (key, r[2..].iter().map(dec).collect())
-        })
-        .collect())
-}
-
 /// Checks conditions 1–10 and 12 (those that hold at any time).
 pub async fn check(client: &Client) -> Result<Vec<Condition>> {
     let mut out = check_1_to_4(client).await?;
@@ -317,42 +299,33 @@ async fn check_1_to_4(client: &Client) -> Result<Vec<Condition>> {
     let mut out = Vec::new();
 
     // 1: W_YTD = sum(D_YTD).
-    let mut c = Condition {
-        number: 1,
-        description: "W_YTD = sum(D_YTD) per warehouse",
-        violations: Vec::new(),
-    };
-    let w = rows(client, "SELECT w_id, w_ytd FROM warehouse").await?;
-    let d: HashMap<String, Option<Decimal>> = rows(
+    let mut c = condition(1, "W_YTD = sum(D_YTD) per warehouse");
+    let w = keyed::<1>(client, "SELECT w_id, w_ytd FROM warehouse").await?;
+    let d = keyed::<1>(
         client,
         "SELECT d_w_id, sum(d_ytd) FROM district GROUP BY d_w_id",
     )
-    .await?
-    .into_iter()
-    .map(|r| (r[0].clone().unwrap_or_default(), dec(&r[1])))
-    .collect();
-    for r in &w {
-        let id = r[0].clone().unwrap_or_default();
-        let (a, b) = (dec(&r[1]), d.get(&id).copied().flatten());
+    .await?;
+    for (id, v) in sorted(&w) {
+        let (a, b) = (v[0], d.get(id).and_then(|v| v[0]));
         if a != b {
-            c.violations
-                .push(format!("warehouse {id}: w_ytd {a:?} != sum(d_ytd) {b:?}"));
+            c.violated(|| format!("warehouse {id:?}: w_ytd {a:?} != sum(d_ytd) {b:?}"));
         }
     }
     out.push(c);
 
-    let district = by_district(client, "SELECT d_w_id, d_id, d_next_o_id FROM district").await?;
-    let orders = by_district(
+    let district = keyed::<2>(client, "SELECT d_w_id, d_id, d_next_o_id FROM district").await?;
+    let orders = keyed::<2>(
         client,
         "SELECT o_w_id, o_d_id, max(o_id), sum(o_ol_cnt) FROM orders GROUP BY o_w_id, o_d_id",
     )
     .await?;
-    let new_orders = by_district(
+    let new_orders = keyed::<2>(
         client,
         "SELECT no_w_id, no_d_id, max(no_o_id), min(no_o_id), count(*) FROM new_order GROUP BY no_w_id, no_d_id",
     )
     .await?;
-    let lines = by_district(
+    let lines = keyed::<2>(
         client,
         "SELECT ol_w_id, ol_d_id, count(*) FROM order_line GROUP BY ol_w_id, ol_d_id",
     )
@@ -361,60 +334,49 @@ async fn check_1_to_4(client: &Client) -> Result<Vec<Condition>> {
     keys.sort();
 
     // 2: D_NEXT_O_ID - 1 = max(O_ID) = max(NO_O_ID).
-    let mut c = Condition {
-        number: 2,
-        description: "D_NEXT_O_ID - 1 = max(O_ID) = max(NO_O_ID) per district",
-        violations: Vec::new(),
-    };
+    let mut c = condition(2, "D_NEXT_O_ID - 1 = max(O_ID) = max(NO_O_ID) per district");
     for k in &keys {
         let next = district[k][0].map(|v| v - Decimal::ONE);
         let max_o = orders.get(k).and_then(|v| v[0]);
         if next != max_o {
-            c.violations.push(format!(
-                "district {k:?}: d_next_o_id - 1 = {next:?}, max(o_id) = {max_o:?}"
-            ));
+            c.violated(|| {
+                format!("district {k:?}: d_next_o_id - 1 = {next:?}, max(o_id) = {max_o:?}")
+            });
         }
         if let Some(no) = new_orders.get(k) {
             if no[0] != max_o {
-                c.violations.push(format!(
-                    "district {k:?}: max(no_o_id) = {:?}, max(o_id) = {max_o:?}",
-                    no[0]
-                ));
+                c.violated(|| {
+                    format!(
+                        "district {k:?}: max(no_o_id) = {:?}, max(o_id) = {max_o:?}",
+                        no[0]
+                    )
+                });
             }
         }
     }
     out.push(c);
 
     // 3: max(NO_O_ID) - min(NO_O_ID) + 1 = count(NEW_ORDER).
-    let mut c = Condition {
-        number: 3,
-        description: "max(NO_O_ID) - min(NO_O_ID) + 1 = rows in NEW_ORDER per district",
-        violations: Vec::new(),
-    };
-    for (k, v) in &new_orders {
+    let mut c = condition(
+        3,
+        "max(NO_O_ID) - min(NO_O_ID) + 1 = rows in NEW_ORDER per district",
+    );
+    for (k, v) in sorted(&new_orders) {
         if let (Some(max), Some(min), Some(n)) = (v[0], v[1], v[2]) {
             if max - min + Decimal::ONE != n {
-                c.violations.push(format!(
-                    "district {k:?}: max {max} - min {min} + 1 != count {n}"
-                ));
+                c.violated(|| format!("district {k:?}: max {max} - min {min} + 1 != count {n}"));
             }
         }
     }
     out.push(c);
 
     // 4: sum(O_OL_CNT) = rows in ORDER_LINE.
-    let mut c = Condition {
-        number: 4,
-        description: "sum(O_OL_CNT) = rows in ORDER_LINE per district",
-        violations: Vec::new(),
-    };
+    let mut c = condition(4, "sum(O_OL_CNT) = rows in ORDER_LINE per district");
     for k in &keys {
         let sum = orders.get(k).and_then(|v| v[1]);
         let n = lines.get(k).and_then(|v| v[0]);
         if sum != n {
-            c.violations.push(format!(
-                "district {k:?}: sum(o_ol_cnt) {sum:?} != order lines {n:?}"
-            ));
+            c.violated(|| format!("district {k:?}: sum(o_ol_cnt) {sum:?} != order lines {n:?}"));
         }
     }
     out.push(c);

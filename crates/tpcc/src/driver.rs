@@ -132,14 +132,59 @@ pub struct KindStats {
 impl KindStats {
     /// The `p`-th percentile (0..=100) response time.
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut v = self.latencies.clone();
-        v.sort();
-        let i = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[i.clamp(1, v.len()) - 1]
+        percentile(&self.latencies, p)
     }
+
+    /// Adds `other`'s counts and times (another terminal's) to these.
+    fn absorb(&mut self, other: KindStats) {
+        self.count += other.count;
+        self.rolled_back += other.rolled_back;
+        self.errors += other.errors;
+        self.remote += other.remote;
+        self.cross_group += other.cross_group;
+        self.latencies.extend(other.latencies);
+    }
+}
+
+/// The `p`-th percentile (0..=100) of `latencies`.
+fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    if latencies.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = latencies.to_vec();
+    v.sort();
+    let i = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[i.clamp(1, v.len()) - 1]
+}
+
+/// How many error messages a terminal or agent keeps as samples.
+const SAMPLE_ERRORS: usize = 3;
+/// How many a report keeps.
+const REPORT_ERRORS: usize = 5;
+
+/// Counts the failure `e` of a `what` transaction on `client`: in the live
+/// counters, as one of `samples` while there is room, and reconnecting a
+/// connection it lost.
+async fn failed(
+    live: &Live,
+    samples: &mut Vec<String>,
+    what: &str,
+    e: &Error,
+    client: &mut Client,
+) {
+    live.errors.fetch_add(1, Ordering::Relaxed);
+    if samples.len() < SAMPLE_ERRORS {
+        samples.push(format!("{what}: {}", describe(e)));
+    }
+    if matches!(e, Error::ConnectionLost(_)) || client.is_closed() {
+        let _ = client.reconnect().await;
+    }
+}
+
+/// Adds `more` error samples to a report's, while there is room.
+fn keep_samples(samples: &mut Vec<String>, more: Vec<String>) {
+    let room = REPORT_ERRORS.saturating_sub(samples.len());
+    samples.extend(more.into_iter().take(room));
 }
 
 /// What the delivery agents did (clause 2.7.2).
@@ -155,6 +200,17 @@ pub struct DeferredStats {
     pub undone: u64,
     /// Time from queuing to completion of each one run.
     pub latencies: Vec<Duration>,
+}
+
+impl DeferredStats {
+    /// Adds `other`'s counts and times (another agent's) to these.
+    fn absorb(&mut self, other: DeferredStats) {
+        self.done += other.done;
+        self.skipped += other.skipped;
+        self.errors += other.errors;
+        self.undone += other.undone;
+        self.latencies.extend(other.latencies);
+    }
 }
 
 /// How long queued Deliveries may still run once the terminals stopped.
@@ -251,10 +307,6 @@ impl Report {
         let no = &self.kinds[Kind::NewOrder.index()];
         let _ = writeln!(s, "New-Order rollbacks: {}", no.rolled_back);
         let d = &self.deferred;
-        let done = KindStats {
-            latencies: d.latencies.clone(),
-            ..KindStats::default()
-        };
         let _ = writeln!(
             s,
             "deferred Deliveries: {} run ({} districts skipped), {} failed, {} not run; \
@@ -263,8 +315,8 @@ impl Report {
             d.skipped,
             d.errors,
             d.undone,
-            ms(done.percentile(50.0)),
-            ms(done.percentile(90.0))
+            ms(percentile(&d.latencies, 50.0)),
+            ms(percentile(&d.latencies, 90.0))
         );
         let pct = |n: u64| {
             if total > 0 {
@@ -451,13 +503,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
                     }
                     Err(e) => {
                         k.errors += 1;
-                        live.errors.fetch_add(1, Ordering::Relaxed);
-                        if sample_errors.len() < 3 {
-                            sample_errors.push(format!("{}: {}", kind.name(), describe(&e)));
-                        }
-                        if matches!(e, Error::ConnectionLost(_)) || client.is_closed() {
-                            let _ = client.reconnect().await;
-                        }
+                        failed(&live, &mut sample_errors, kind.name(), &e, &mut client).await;
                     }
                 }
                 if mode == Mode::Spec {
@@ -504,18 +550,9 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
     for task in tasks {
         let (stats, errs) = task.await.expect("terminal panicked");
         for (into, from) in kinds.iter_mut().zip(stats) {
-            into.count += from.count;
-            into.rolled_back += from.rolled_back;
-            into.errors += from.errors;
-            into.remote += from.remote;
-            into.cross_group += from.cross_group;
-            into.latencies.extend(from.latencies);
+            into.absorb(from);
         }
-        for e in errs {
-            if sample_errors.len() < 5 {
-                sample_errors.push(e);
-            }
-        }
+        keep_samples(&mut sample_errors, errs);
     }
     let elapsed = start.elapsed();
     live.stop.store(true, Ordering::Relaxed);
@@ -527,16 +564,8 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
     let mut deferred = DeferredStats::default();
     for agent in agents {
         let (stats, errs) = agent.await.expect("delivery agent panicked");
-        deferred.done += stats.done;
-        deferred.skipped += stats.skipped;
-        deferred.errors += stats.errors;
-        deferred.undone += stats.undone;
-        deferred.latencies.extend(stats.latencies);
-        for e in errs {
-            if sample_errors.len() < 5 {
-                sample_errors.push(e);
-            }
-        }
+        deferred.absorb(stats);
+        keep_samples(&mut sample_errors, errs);
     }
     Ok(Report {
         kinds,
@@ -586,13 +615,14 @@ async fn deliver_queued(
             }
             Err(e) => {
                 stats.errors += 1;
-                live.errors.fetch_add(1, Ordering::Relaxed);
-                if sample_errors.len() < 3 {
-                    sample_errors.push(format!("Delivery (deferred): {}", describe(&e)));
-                }
-                if matches!(e, Error::ConnectionLost(_)) || client.is_closed() {
-                    let _ = client.reconnect().await;
-                }
+                failed(
+                    live,
+                    &mut sample_errors,
+                    "Delivery (deferred)",
+                    &e,
+                    &mut client,
+                )
+                .await;
             }
         }
     }

@@ -278,15 +278,19 @@ mod tests {
             Start::Bootstrap(Membership::new([1])),
         )
         .unwrap();
+        // The replication an engine of leadership `ballot` logs through.
+        let replication = |ballot| {
+            LeaderReplication::new(
+                2,
+                ballot,
+                group.inputs.downgrade(),
+                group.watch(),
+                group.spans(),
+                &env,
+            )
+        };
         let first = serving_ballot(&group, None).await;
-        let earlier = LeaderReplication::new(
-            2,
-            first,
-            group.inputs.downgrade(),
-            group.watch(),
-            group.spans(),
-            &env,
-        );
+        let earlier = replication(first);
 
         group.campaign();
         let second = serving_ballot(&group, Some(first)).await;
@@ -302,14 +306,7 @@ mod tests {
         assert_eq!(mvcc.get(b"k", Timestamp::MAX).unwrap(), None);
 
         // The current leadership's commands still go through.
-        let current = LeaderReplication::new(
-            2,
-            second,
-            group.inputs.downgrade(),
-            group.watch(),
-            group.spans(),
-            &env,
-        );
+        let current = replication(second);
         let writes = [(b"k".to_vec(), Some(b"v".to_vec()))].into_iter().collect();
         current.commit(TxnId(2), s, writes, None).await.unwrap();
         assert_eq!(mvcc.get(b"k", Timestamp::MAX).unwrap(), Some(b"v".to_vec()));
