@@ -18,7 +18,7 @@
 //! it leads once their versions outgrow
 //! [`max_range_bytes`](crate::group::ReplicationOptions::max_range_bytes),
 //! at the key where half of the bytes lie before it
-//! ([`split_large_ranges`]).
+//! (every 10 s, by the group's leader).
 //!
 //! **Move** of `[a, b)` from `g` to `h` (Spanner's movedir): first a
 //! background copy of the range's raw versions from `g`'s leader into
