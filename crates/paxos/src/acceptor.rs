@@ -413,8 +413,7 @@ impl Replica {
     fn on_catch_up_request(&mut self, from: NodeId, first: Slot) {
         let log = &self.core.log;
         if first <= log.snapshot.index {
-            let snapshot = log.snapshot.clone();
-            self.core.send(from, Message::InstallSnapshot { snapshot });
+            self.core.want_snapshot(from);
             return;
         }
         if first > log.commit {
@@ -458,8 +457,8 @@ impl Replica {
         if snapshot.index <= self.core.log.commit {
             return;
         }
-        self.core.log.install_snapshot(snapshot.clone());
         let index = snapshot.index;
+        self.core.log.install_snapshot(snapshot.without_data());
         self.core.out.entries.retain(|slot, _| *slot > index);
         self.core.out.compact = Some(index);
         self.core.out.snapshot = Some(snapshot);

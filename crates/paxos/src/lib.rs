@@ -53,7 +53,9 @@
 //!    may have arrived in this very Ready);
 //! 5. calls [`Replica::advance`]. The replica's answers to itself (its own
 //!    promise, its own acceptance) count only from here, so a leader never
-//!    counts itself in a quorum for state it has not persisted.
+//!    counts itself in a quorum for state it has not persisted;
+//! 6. for each node in [`Ready::snapshot_wanted`], builds a snapshot of its
+//!    state machine as applied and hands it to [`Replica::send_snapshot`].
 //!
 //! A driver must not call `ready` again before `advance`. It may keep
 //! stepping messages and ticking while a Ready is being persisted; their
@@ -69,7 +71,9 @@
 //!   [`Replica::step_bytes`] for messages (refusals come back as
 //!   [`Rejection`]s), [`Replica::propose`] and
 //!   [`Replica::propose_membership`] on the leader, [`Replica::compact`]
-//!   when the driver has snapshotted its state machine,
+//!   when the driver's state machine durably holds the slots to truncate
+//!   ([`Replica::compaction_point`] and [`Replica::log_bytes`] help choose
+//!   when and where), [`Replica::send_snapshot`] when asked,
 //!   [`Replica::campaign`] to start an election now;
 //! - outputs: [`Replica::ready`] / [`Replica::advance`]; queries such as
 //!   [`Replica::can_serve_reads`], [`Replica::lease`], [`Replica::leader`];
@@ -125,11 +129,17 @@
 //! A replica that lacks chosen entries (it missed accepts, restarted, or was
 //! partitioned) sends `CatchUpRequest(from)` to the leader (or to any replica
 //! that told it a higher commit index); it gets the chosen entries in
-//! batches, or the sender's snapshot if its log no longer has them. The
-//! driver snapshots its state machine when it likes and hands it to
-//! [`Replica::compact`], which truncates the log. A candidate that meets an
-//! acceptor whose log is truncated above its own commit index gives up the
-//! election and catches up first.
+//! batches, or a snapshot if the sender's log no longer has them. The
+//! driver truncates the log when it likes with [`Replica::compact`], once
+//! its state machine durably holds the slots truncated. The replica keeps
+//! only the snapshot's index and membership, never the state machine's
+//! data: when a replica needs truncated slots, the sender lists it in
+//! [`Ready::snapshot_wanted`] (at most once per election timeout) and its
+//! driver builds a snapshot of its state machine as applied and passes it to
+//! [`Replica::send_snapshot`]. So the replica's memory is the log above the
+//! snapshot, which the driver bounds by compacting. A candidate that meets
+//! an acceptor whose log is truncated above its own commit index gives up
+//! the election and catches up first.
 //!
 //! # Membership
 //!

@@ -9,6 +9,9 @@
 //! The membership of a slot is set by the last membership entry in an
 //! earlier slot (or by the snapshot, if there is none above it): a change in
 //! slot `c` governs slots `c + 1` onwards.
+//!
+//! The log counts the bytes its entries hold ([`Log::bytes`]) so the driver
+//! can bound the memory it takes by compacting ([`Log::compaction_point`]).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +21,8 @@ use crate::types::{Entry, Membership, Slot, Snapshot, Value};
 #[derive(Debug)]
 pub(crate) struct Log {
     /// The latest snapshot: everything at or below its index is chosen and
-    /// applied, and gone from `entries`. Index 0 with an empty membership for
+    /// applied, and gone from `entries`. Its `data` is always empty: the
+    /// state machine holds the state (see `Replica::send_snapshot`). Index 0 with an empty membership for
     /// a replica that joined and knows nothing yet.
     pub(crate) snapshot: Snapshot,
     /// Accepted entries above the snapshot.
@@ -27,6 +31,20 @@ pub(crate) struct Log {
     configs: BTreeMap<Slot, Membership>,
     /// Every slot up to here is chosen and present (or in the snapshot).
     pub(crate) commit: Slot,
+    /// The memory `entries` take, as [`footprint`] counts it.
+    bytes: usize,
+}
+
+/// What an entry costs in memory: its payload plus a fixed allowance for
+/// the slot, the ballot and the map node around it.
+pub(crate) fn footprint(entry: &Entry) -> usize {
+    const OVERHEAD: usize = 96;
+    OVERHEAD
+        + match &entry.value {
+            Value::Command { data, .. } => data.len(),
+            Value::Config { membership, .. } => 16 * membership.voters.len(),
+            Value::Noop => 0,
+        }
 }
 
 impl Log {
@@ -38,7 +56,28 @@ impl Log {
             entries: BTreeMap::new(),
             configs: BTreeMap::new(),
             commit,
+            bytes: 0,
         }
+    }
+
+    /// The memory the entries above the snapshot take (see [`footprint`]).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Where to compact so that the newest entries, up to about `keep`
+    /// bytes of them, stay for lagging replicas to catch up from: the
+    /// highest slot, at most `upto`, whose successors hold at least `keep`
+    /// bytes. `None` when that is not above the snapshot.
+    pub(crate) fn compaction_point(&self, keep: usize, upto: Slot) -> Option<Slot> {
+        let mut kept = 0;
+        for (slot, entry) in self.entries.iter().rev() {
+            if kept >= keep {
+                return Some((*slot).min(upto)).filter(|p| *p > self.snapshot.index);
+            }
+            kept += footprint(entry);
+        }
+        None
     }
 
     /// The entry in `slot`, if this acceptor has one above the snapshot.
@@ -68,7 +107,10 @@ impl Log {
                 self.configs.remove(&entry.slot);
             }
         }
-        self.entries.insert(entry.slot, entry);
+        self.bytes += footprint(&entry);
+        if let Some(old) = self.entries.insert(entry.slot, entry) {
+            self.bytes -= footprint(&old);
+        }
         true
     }
 
@@ -107,13 +149,80 @@ impl Log {
         self.commit != before
     }
 
-    /// Replaces everything at or below `snapshot.index` with the snapshot.
+    /// Replaces everything at or below `snapshot.index` with the snapshot
+    /// (its index and membership: the data goes to the state machine).
     pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) {
+        debug_assert!(snapshot.data.is_empty(), "the log keeps no snapshot data");
         let keep = self.entries.split_off(&(snapshot.index + 1));
         self.entries = keep;
         let keep = self.configs.split_off(&(snapshot.index + 1));
         self.configs = keep;
+        self.bytes = self.entries.values().map(footprint).sum();
         self.commit = self.commit.max(snapshot.index);
         self.snapshot = snapshot;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Ballot, Membership};
+
+    fn command(slot: Slot, len: usize) -> Entry {
+        Entry {
+            slot,
+            ballot: Ballot::new(1, 1),
+            value: Value::Command {
+                id: slot,
+                data: vec![0; len],
+            },
+        }
+    }
+
+    fn log() -> Log {
+        Log::new(Snapshot {
+            index: 0,
+            membership: Membership::default(),
+            membership_slot: 0,
+            data: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn bytes_follow_puts_overwrites_and_truncation() {
+        let mut log = log();
+        for slot in 1..=4 {
+            log.put(command(slot, 1000));
+        }
+        let each = footprint(&command(1, 1000));
+        assert_eq!(log.bytes(), 4 * each);
+        // A higher ballot's value replaces the slot's.
+        log.put(command(2, 10));
+        assert_eq!(log.bytes(), 3 * each + footprint(&command(2, 10)));
+        let meta = Snapshot {
+            index: 2,
+            ..log.snapshot.clone()
+        };
+        log.install_snapshot(meta);
+        assert_eq!(log.bytes(), 2 * each);
+    }
+
+    #[test]
+    fn the_compaction_point_keeps_the_newest_bytes_and_stays_applied() {
+        let mut log = log();
+        for slot in 1..=10 {
+            log.put(command(slot, 1000));
+        }
+        let each = footprint(&command(1, 1000));
+        // Keep three entries' worth: slots 8..=10 stay.
+        assert_eq!(log.compaction_point(3 * each, 10), Some(7));
+        assert_eq!(log.compaction_point(3 * each - 1, 10), Some(7));
+        assert_eq!(log.compaction_point(3 * each + 1, 10), Some(6));
+        // Never past what the state machine applied.
+        assert_eq!(log.compaction_point(3 * each, 5), Some(5));
+        // Nothing to free: the log is within the budget.
+        assert_eq!(log.compaction_point(10 * each, 10), None);
+        // Or the point is not above the snapshot.
+        assert_eq!(log.compaction_point(0, 0), None);
     }
 }

@@ -15,7 +15,10 @@ use crate::types::{Ballot, Entry, HardState, Nanos, Slot, Snapshot};
 ///    its slot), write [`Ready::hard_state`];
 /// 3. send [`Ready::persisted_messages`] (never before step 2 is durable);
 /// 4. apply [`Ready::committed`] to the state machine, in order;
-/// 5. call [`crate::Replica::advance`].
+/// 5. call [`crate::Replica::advance`];
+/// 6. for each node in [`Ready::snapshot_wanted`], build a snapshot of the
+///    state machine as applied and hand it to
+///    [`crate::Replica::send_snapshot`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// The hard state to persist, if it changed.
@@ -43,6 +46,10 @@ pub struct Ready {
     pub dropped: Vec<u64>,
     /// The leader's lease changed (acquired, extended, or lost).
     pub lease: Option<LeaseUpdate>,
+    /// Replicas that need slots this log no longer holds: each is to be
+    /// sent a snapshot of the state machine ([`crate::Replica::send_snapshot`]
+    /// once this Ready is advanced).
+    pub snapshot_wanted: Vec<crate::NodeId>,
 }
 
 /// A leader lease, as the leader sees it on its own clock.
@@ -79,4 +86,6 @@ pub(crate) struct Output {
     pub(crate) persisted_messages: Vec<Envelope>,
     /// Commands dropped with a leadership, never given a slot.
     pub(crate) dropped: Vec<u64>,
+    /// Replicas to send a snapshot to.
+    pub(crate) snapshot_wanted: Vec<crate::NodeId>,
 }

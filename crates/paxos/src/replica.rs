@@ -3,7 +3,7 @@
 //! catch-up handlers that every role runs. Phase 1 is in `candidate.rs`,
 //! phase 2 and leases in `leader.rs`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use meridian_error::{Error, Result};
@@ -98,6 +98,9 @@ pub(crate) struct Core {
     reported_lease: Option<Lease>,
     /// Whether a Ready was handed out and not yet advanced.
     in_ready: bool,
+    /// When each replica was last listed in [`Ready::snapshot_wanted`]:
+    /// one snapshot per `election_timeout` at most, however often it asks.
+    snapshot_asked: BTreeMap<NodeId, Nanos>,
 }
 
 /// A Multi-Paxos replica of one group. See the crate docs for the protocol
@@ -160,6 +163,22 @@ impl Core {
         if self.log.put(entry.clone()) {
             self.out.entries.insert(entry.slot, entry);
         }
+    }
+
+    /// Asks the driver for a snapshot to send to `to`, unless one was asked
+    /// for lately (building one reads the whole state machine).
+    pub(crate) fn want_snapshot(&mut self, to: NodeId) {
+        let now = self.now;
+        let again_at = |asked: Nanos| asked.saturating_add(self.cfg.election_timeout);
+        if self
+            .snapshot_asked
+            .get(&to)
+            .is_some_and(|t| now < again_at(*t))
+        {
+            return;
+        }
+        self.snapshot_asked.insert(to, now);
+        self.out.snapshot_wanted.push(to);
     }
 
     /// Marks the hard state for persistence.
@@ -253,6 +272,7 @@ impl Replica {
             awaiting_advance: Vec::new(),
             reported_lease: None,
             in_ready: false,
+            snapshot_asked: BTreeMap::new(),
             cfg,
         };
         core.reset_election_timer();
@@ -333,7 +353,7 @@ impl Replica {
             )));
         }
         let snapshot_index = snapshot.index;
-        let mut replica = Replica::with(cfg, snapshot, now)?;
+        let mut replica = Replica::with(cfg, snapshot.without_data(), now)?;
         let core = &mut replica.core;
         for entry in entries {
             core.log.put(entry);
@@ -420,6 +440,20 @@ impl Replica {
         self.core.log.snapshot.index
     }
 
+    /// The memory the log's entries take, in bytes (payloads plus a fixed
+    /// allowance per entry): what [`Replica::compact`] frees.
+    pub fn log_bytes(&self) -> usize {
+        self.core.log.bytes()
+    }
+
+    /// Where to compact to free memory while the newest `keep` bytes of
+    /// entries stay in the log, so that a replica a little behind catches
+    /// up from entries rather than a snapshot: a slot at most the applied
+    /// index, or `None` if that frees nothing.
+    pub fn compaction_point(&self, keep: usize) -> Option<Slot> {
+        self.core.log.compaction_point(keep, self.core.applied)
+    }
+
     /// The leader's lease as of local time `now`: `Some` only on a leader
     /// whose lease, granted by a quorum, has not expired.
     pub fn lease(&self, now: Nanos) -> Option<Lease> {
@@ -451,6 +485,7 @@ impl Replica {
             || !out.messages.is_empty()
             || !out.persisted_messages.is_empty()
             || !out.dropped.is_empty()
+            || !out.snapshot_wanted.is_empty()
             || !self.core.self_responses.is_empty()
             || self.core.log.commit > self.core.delivered
             || self.lease(self.core.now) != self.core.reported_lease
@@ -572,12 +607,16 @@ impl Replica {
         })
     }
 
-    /// Hands the replica a snapshot of the state machine at `index` (at most
-    /// the applied index), holding `data`. The replica keeps it to send to
-    /// lagging replicas and returns it whole (with its membership): the
-    /// driver persists it before it persists the next Ready, whose `compact`
-    /// truncates the log up to `index`.
-    pub fn compact(&mut self, index: Slot, data: Vec<u8>) -> Result<&Snapshot> {
+    /// Truncates the log up to `index` (at most the applied index): the
+    /// driver's state machine holds the effect of every slot up to it, and
+    /// keeps it (the state machine is durable, or the driver persists it
+    /// now). Returns the new snapshot, which holds the index and membership
+    /// but no data: the driver persists it before it persists the next
+    /// Ready, whose `compact` truncates the log. A replica that later needs
+    /// the truncated slots is sent a snapshot the driver builds on request
+    /// ([`Ready::snapshot_wanted`]), so the replica itself never holds the
+    /// state machine's data.
+    pub fn compact(&mut self, index: Slot) -> Result<&Snapshot> {
         if index > self.core.applied || index <= self.core.log.snapshot.index {
             return Err(Error::InvalidInput(format!(
                 "paxos: cannot snapshot at {index}: applied {}, snapshot {}",
@@ -589,12 +628,34 @@ impl Replica {
             index,
             membership: membership.clone(),
             membership_slot,
-            data,
+            data: Vec::new(),
         };
         self.core.log.install_snapshot(snapshot);
         self.core.out.entries.retain(|slot, _| *slot > index);
         self.core.out.compact = Some(index);
         Ok(&self.core.log.snapshot)
+    }
+
+    /// Sends `to` (a node listed in [`Ready::snapshot_wanted`]) the state
+    /// machine's `data` as applied through `index`: at least the log's
+    /// snapshot index (the slots `to` lacks) and at most the applied index
+    /// (chosen and known here). The membership goes with it.
+    pub fn send_snapshot(&mut self, to: NodeId, index: Slot, data: Vec<u8>) -> Result<()> {
+        if index > self.core.applied || index < self.core.log.snapshot.index {
+            return Err(Error::InvalidInput(format!(
+                "paxos: cannot send a snapshot at {index}: applied {}, snapshot {}",
+                self.core.applied, self.core.log.snapshot.index
+            )));
+        }
+        let (membership_slot, membership) = self.core.log.config_at(index + 1);
+        let snapshot = Snapshot {
+            index,
+            membership: membership.clone(),
+            membership_slot,
+            data,
+        };
+        self.core.send(to, Message::InstallSnapshot { snapshot });
+        Ok(())
     }
 
     /// Decodes and steps a message from the network. Damaged bytes are
@@ -710,6 +771,7 @@ impl Replica {
             committed,
             dropped: out.dropped,
             lease,
+            snapshot_wanted: out.snapshot_wanted,
         }
     }
 

@@ -50,6 +50,9 @@ struct Node {
     /// The state machine: the applied commands, as text, by key.
     kv: BTreeMap<String, String>,
     applied: Slot,
+    /// The state machine on disk, as of a slot: saved at compaction and
+    /// snapshot install.
+    saved: Option<(Slot, Vec<u8>)>,
     seed: u64,
 }
 
@@ -102,6 +105,7 @@ impl Harness {
                     entries: BTreeMap::new(),
                     kv: BTreeMap::new(),
                     applied: 0,
+                    saved: None,
                     seed: id,
                 },
             );
@@ -147,7 +151,8 @@ impl Harness {
             let ready = replica.ready();
             self.queue.extend(ready.messages);
             if let Some(snapshot) = &ready.snapshot {
-                node.snapshot = Some(codec::encode_snapshot(snapshot));
+                node.snapshot = Some(codec::encode_snapshot(&snapshot.without_data()));
+                node.saved = Some((snapshot.index, snapshot.data.clone()));
                 node.kv = if snapshot.data.is_empty() {
                     BTreeMap::new()
                 } else {
@@ -178,7 +183,15 @@ impl Harness {
                 }
                 let _ = writeln!(self.out, "n{id} applied {entry}");
             }
-            node.replica.as_mut().expect("alive").advance();
+            let replica = node.replica.as_mut().expect("alive");
+            replica.advance();
+            for to in ready.snapshot_wanted {
+                let data = postcard::to_allocvec(&node.kv).expect("kv encodes");
+                replica
+                    .send_snapshot(to, node.applied, data)
+                    .expect("the applied state is a valid snapshot");
+                let _ = writeln!(self.out, "n{id} sends n{to} a snapshot at {}", node.applied);
+            }
         }
     }
 
@@ -261,21 +274,17 @@ impl Harness {
             snapshot: node.snapshot.clone(),
             entries: node.entries.values().cloned().collect(),
         };
-        let snapshot = node
-            .snapshot
-            .as_ref()
-            .map(|b| codec::decode_snapshot(b))
-            .transpose()?;
-        let applied = snapshot.as_ref().map_or(0, |s| s.index);
+        let (applied, kv) = match &node.saved {
+            Some((slot, data)) if !data.is_empty() => (*slot, postcard::from_bytes(data)?),
+            Some((slot, _)) => (*slot, BTreeMap::new()),
+            None => (0, BTreeMap::new()),
+        };
         let seed = node.seed + 100;
         let cfg = self.config(id, seed);
         let replica = Replica::recover(cfg, &stored, applied, now)?;
         let node = self.nodes.get_mut(&id).expect("node");
         node.seed = seed;
-        node.kv = match snapshot {
-            Some(s) if !s.data.is_empty() => postcard::from_bytes(&s.data)?,
-            _ => BTreeMap::new(),
-        };
+        node.kv = kv;
         node.applied = applied;
         node.replica = Some(replica);
         self.process(id);
@@ -552,7 +561,8 @@ impl goldenscript::Runner for Runner {
                 let data = postcard::to_allocvec(&node.kv)?;
                 let applied = node.applied;
                 let replica = node.replica.as_mut().ok_or("node down")?;
-                let snapshot = replica.compact(applied, data)?;
+                let snapshot = replica.compact(applied)?;
+                node.saved = Some((applied, data));
                 node.snapshot = Some(codec::encode_snapshot(snapshot));
                 let _ = writeln!(h.out, "n{id} snapshot at {applied}");
                 h.process(id);

@@ -173,6 +173,19 @@ pub struct Snapshot {
     pub data: Vec<u8>,
 }
 
+impl Snapshot {
+    /// The snapshot's index and membership, without its data: what a
+    /// replica keeps and persists once the state machine holds the state.
+    pub fn without_data(&self) -> Snapshot {
+        Snapshot {
+            index: self.index,
+            membership: self.membership.clone(),
+            membership_slot: self.membership_slot,
+            data: Vec::new(),
+        }
+    }
+}
+
 /// What an acceptor must keep across restarts besides its log: persisted
 /// (with the entries of the same [`crate::Ready`]) before any message that
 /// depends on it is sent.

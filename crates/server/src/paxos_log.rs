@@ -26,7 +26,7 @@
 //! |---|---|---|
 //! | [`Space::Log`] | `/` group (u64 BE) `/` slot (u64 BE) | [`codec::encode_entry`] |
 //! | [`Space::Meta`] | `/` group (u64 BE) `/hard_state` | [`codec::encode_hard_state`] |
-//! | [`Space::Meta`] | `/` group (u64 BE) `/snapshot` | [`codec::encode_snapshot`] |
+//! | [`Space::Meta`] | `/` group (u64 BE) `/snapshot` | [`codec::encode_snapshot`], without data |
 //!
 //! Big-endian slots make the log's byte order its slot order, so the
 //! truncation behind a snapshot is one `delete_range` from slot 0 up to and
@@ -43,10 +43,10 @@
 //!
 //! # Left out
 //!
-//! The state machine's own snapshot data is stored inside the snapshot
-//! record as the replica hands it over (no chunking, no RocksDB
-//! checkpoints); the applied index of the state machine is the driver's to
-//! persist alongside the data it applies.
+//! The snapshot record holds the snapshot's index and membership only: the
+//! state machine's data is in the state machine, which persists its own
+//! applied index alongside the data it applies (no RocksDB checkpoints, no
+//! chunking of snapshots sent to peers).
 
 use meridian_error::{Error, Result};
 #[cfg(doc)]
@@ -105,11 +105,7 @@ impl<E: Engine> PaxosStore<E> {
         };
         let mut truncate = ready.compact;
         if let Some(snapshot) = snapshot {
-            batch.put(
-                Space::Meta,
-                self.meta_key(SNAPSHOT),
-                codec::encode_snapshot(snapshot),
-            );
+            self.put_snapshot(&mut batch, snapshot);
             if snapshot.index > 0 {
                 truncate = truncate.max(Some(snapshot.index));
             }
@@ -139,6 +135,24 @@ impl<E: Engine> PaxosStore<E> {
             return Ok(());
         }
         self.engine.write(batch, Durability::Sync)
+    }
+
+    /// A batch writing `snapshot`'s record, for the state machine to write
+    /// with the state it installs from the snapshot.
+    pub fn snapshot_record(&self, snapshot: &Snapshot) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        self.put_snapshot(&mut batch, snapshot);
+        batch
+    }
+
+    /// Puts `snapshot`'s record into `batch`: its index and membership (the
+    /// state machine holds its data).
+    fn put_snapshot(&self, batch: &mut WriteBatch, snapshot: &Snapshot) {
+        batch.put(
+            Space::Meta,
+            self.meta_key(SNAPSHOT),
+            codec::encode_snapshot(&snapshot.without_data()),
+        );
     }
 
     /// Reads back this group's records for [`Replica::recover`], checking

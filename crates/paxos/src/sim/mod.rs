@@ -217,8 +217,12 @@ impl Clock {
 #[derive(Clone, Debug, Default)]
 struct Disk {
     hard_state: Option<Vec<u8>>,
+    /// The replica's snapshot record (index and membership, no data).
     snapshot: Option<Vec<u8>>,
     entries: BTreeMap<Slot, Vec<u8>>,
+    /// The state machine as of a slot, saved when the log is compacted or a
+    /// snapshot installed (the state machine's own durability).
+    state: Option<(Slot, Vec<u8>)>,
 }
 
 /// A simulated node.
@@ -640,7 +644,8 @@ impl Sim {
             return;
         };
         if let Some(snapshot) = &ready.snapshot {
-            node.disk.snapshot = Some(codec::encode_snapshot(snapshot));
+            node.disk.snapshot = Some(codec::encode_snapshot(&snapshot.without_data()));
+            node.disk.state = Some((snapshot.index, snapshot.data.clone()));
             node.kv = decode_kv(&snapshot.data);
             node.applied = snapshot.index;
             if snapshot.index > 0 {
@@ -667,13 +672,18 @@ impl Sim {
         let node = self.nodes.get_mut(&id).expect("node");
         let replica = node.replica.as_mut().expect("alive");
         replica.advance();
-        // Snapshot now and then.
+        for to in &ready.snapshot_wanted {
+            let data = encode_kv(&node.kv).expect("state machines encode");
+            replica
+                .send_snapshot(*to, node.applied, data)
+                .expect("the applied state is a valid snapshot");
+        }
+        // Compact now and then, after saving the state machine.
         let applied = replica.applied();
         if applied > replica.snapshot_index() + 8 && self.rng.random_bool(0.05) {
-            let node = self.nodes.get_mut(&id).expect("node");
-            let replica = node.replica.as_mut().expect("alive");
             if let (true, Some(data)) = (node.applied == applied, encode_kv(&node.kv)) {
-                let snapshot = replica.compact(applied, data).expect("valid compaction");
+                node.disk.state = Some((applied, data));
+                let snapshot = replica.compact(applied).expect("valid compaction");
                 node.disk.snapshot = Some(codec::encode_snapshot(snapshot));
             }
         }
@@ -800,13 +810,11 @@ impl Sim {
             snapshot: node.disk.snapshot.clone(),
             entries: node.disk.entries.values().cloned().collect(),
         };
-        let snapshot = node
-            .disk
-            .snapshot
-            .as_ref()
-            .map(|bytes| codec::decode_snapshot(bytes).expect("own disk"));
-        let applied = snapshot.as_ref().map_or(0, |s| s.index);
-        node.kv = snapshot.map(|s| decode_kv(&s.data)).unwrap_or_default();
+        let (applied, kv) = match &node.disk.state {
+            Some((applied, data)) => (*applied, decode_kv(data)),
+            None => (0, BTreeMap::new()),
+        };
+        node.kv = kv;
         node.applied = applied;
         let local = node.clock.local(self.now);
         match Replica::recover(replica_config(&cfg, id, seed), &stored, applied, local) {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
-use meridian_paxos::{codec, Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
+use meridian_paxos::{Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
 use meridian_storage::KeyRange;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -67,20 +67,15 @@ impl Driver {
     ) -> Result<(Driver, watch::Receiver<GroupStatus>)> {
         let cfg = env.options.paxos_config(env.node, env.cluster, group);
         let store = PaxosStore::new(env.storage.clone(), group);
-        let mut state = GroupState::load(env.storage.clone(), group, spans)?;
+        let state = GroupState::load(env.storage.clone(), group, spans)?;
         let now = env.clock.now();
         let replica = match start {
             Start::Bootstrap(membership) => Replica::bootstrap(cfg, membership, now)?,
             Start::Recover => {
+                // A received snapshot's record is written with the state it
+                // installs, and a compaction's only once the state machine
+                // holds its slots: the state machine is never behind it.
                 let stored = store.load()?;
-                // A snapshot persisted just before a crash that left the
-                // state machine behind it: install it first.
-                if let Some(bytes) = &stored.snapshot {
-                    let snapshot = codec::decode_snapshot(bytes)?;
-                    if snapshot.index > state.applied() {
-                        state.install(&snapshot)?;
-                    }
-                }
                 Replica::recover(cfg, &stored, state.applied(), now)?
             }
         };
@@ -90,6 +85,8 @@ impl Driver {
             leader: replica.leader(),
             commit: replica.commit(),
             applied: state.applied(),
+            log_bytes: replica.log_bytes(),
+            snapshot_index: replica.snapshot_index(),
             voters: replica.membership().voters.iter().copied().collect(),
             lease: None,
             safe_ts: state.safe_ts(),
@@ -238,11 +235,13 @@ impl Driver {
         while self.replica.has_ready() {
             let ready = self.replica.ready();
             self.send(&ready.messages);
+            if let Some(snapshot) = &ready.snapshot {
+                // With its record, so that a crash leaves both or neither.
+                self.state
+                    .install(snapshot, self.store.snapshot_record(snapshot))?;
+            }
             self.store.persist(&ready, self.compacted.take().as_ref())?;
             self.send(&ready.persisted_messages);
-            if let Some(snapshot) = &ready.snapshot {
-                self.state.install(snapshot)?;
-            }
             let applied = self.state.apply(&ready.committed)?;
             self.applied_ids.extend(applied);
             for id in &ready.dropped {
@@ -255,6 +254,13 @@ impl Driver {
                 }
             }
             self.replica.advance();
+            for to in ready.snapshot_wanted {
+                let data = self.state.dump()?;
+                let index = self.state.applied();
+                let bytes = data.len();
+                tracing::info!(group = self.group, to, index, bytes, "sending a snapshot");
+                self.replica.send_snapshot(to, index, data)?;
+            }
         }
         self.maybe_compact()
     }
@@ -266,19 +272,22 @@ impl Driver {
         }
     }
 
-    /// Snapshots the state machine once the log has grown enough.
+    /// Truncates the log once its entries take more than `max_log_bytes`,
+    /// keeping the newest half. The state machine holds every applied slot
+    /// durably (its batches precede the truncation in the one write-ahead
+    /// log), so the snapshot is just the index and membership.
     fn maybe_compact(&mut self) -> Result<()> {
-        let applied = self.state.applied();
-        if applied < self.replica.snapshot_index() + self.env.options.compact_every
-            || self.compacted.is_some()
-        {
+        let max = self.env.options.max_log_bytes;
+        if self.replica.log_bytes() <= max || self.compacted.is_some() {
             return Ok(());
         }
-        let data = self.state.dump()?;
-        let snapshot = self.replica.compact(applied, data)?.clone();
-        tracing::debug!(group = self.group, index = applied, "compacted the log");
+        let Some(index) = self.replica.compaction_point(max / 2) else {
+            return Ok(());
+        };
+        let snapshot = self.replica.compact(index)?.clone();
+        tracing::debug!(group = self.group, index, "compacted the log");
         self.compacted = Some(snapshot);
-        // The snapshot is persisted with the Ready that carries the
+        // The snapshot record is persisted with the Ready that carries the
         // truncation.
         self.process()
     }
@@ -295,6 +304,8 @@ impl Driver {
             leader: self.replica.leader(),
             commit: self.replica.commit(),
             applied: self.state.applied(),
+            log_bytes: self.replica.log_bytes(),
+            snapshot_index: self.replica.snapshot_index(),
             voters: self.replica.membership().voters.iter().copied().collect(),
             lease,
             safe_ts: self.state.safe_ts(),

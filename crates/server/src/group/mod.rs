@@ -20,10 +20,20 @@
 //! 5. `advance`.
 //!
 //! A storage failure or a damaged log record stops the replica (its status
-//! reports the error) rather than apply anything doubtful. When the log has
-//! grown `compact_every` entries past the last snapshot, the driver dumps
-//! the state machine and hands it to [`Replica::compact`], which truncates
-//! the log at the next persist.
+//! reports the error) rather than apply anything doubtful.
+//!
+//! # Memory and snapshots
+//!
+//! The state machine is durable by itself (its applied index is written
+//! with what it applies), so the log needs to hold only what replicas that
+//! are behind still lack. When the log's entries take more than
+//! `max_log_bytes`, the driver truncates it ([`Replica::compact`]), keeping
+//! the newest half; the snapshot the replica keeps is only an index and a
+//! membership. A peer that needs truncated slots gets a snapshot the driver
+//! dumps from the state machine when the replica asks
+//! (`Ready::snapshot_wanted`). A received snapshot is installed into the
+//! state machine in one synced batch with the replica's snapshot record, so
+//! a crash leaves both or neither.
 //!
 //! # The leader's transaction engine
 //!
@@ -57,8 +67,9 @@
 //! serves anything. A follower's safe time is `min(max applied, min(p) -
 //! 1)` over the prepared transactions it applied (`state`).
 //!
-//! Left out: leader transfer, snapshot streaming (a snapshot is one message
-//! held in memory).
+//! Left out: leader transfer, snapshot streaming (a snapshot is one message,
+//! dumped into memory while it is built and sent, and the dump runs on the
+//! driver task).
 
 mod driver;
 pub mod leader;
@@ -139,9 +150,10 @@ pub struct ReplicationOptions {
     pub max_drift_ppm: u64,
     /// How often the driver ticks its replica.
     pub tick: Duration,
-    /// Snapshot the state machine and truncate the log once it holds this
-    /// many entries past the last snapshot.
-    pub compact_every: u64,
+    /// The memory a replica's log may take: past it, the driver truncates
+    /// the log, keeping the newest half for replicas a little behind (one
+    /// further behind is sent a snapshot of the state machine).
+    pub max_log_bytes: usize,
     /// How long a commit waits for its log entry to be applied before its
     /// outcome is declared unknown.
     pub commit_timeout: Duration,
@@ -168,7 +180,7 @@ impl Default for ReplicationOptions {
             election_timeout: Duration::from_nanos(cfg.election_timeout),
             max_drift_ppm: cfg.max_drift_ppm,
             tick: Duration::from_millis(20),
-            compact_every: 100_000,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             commit_timeout: Duration::from_secs(30),
             safe_time_interval: Duration::from_nanos(cfg.heartbeat_interval),
             txn: LocalConfig::default(),
@@ -207,6 +219,9 @@ impl ReplicationOptions {
 /// The size beyond which a range is split by default (versions' keys and
 /// values as stored).
 pub const DEFAULT_MAX_RANGE_BYTES: u64 = 64 << 20;
+
+/// The memory a replica's log may take by default.
+pub const DEFAULT_MAX_LOG_BYTES: usize = 8 << 20;
 
 /// How long old versions are kept by default: an hour of history for
 /// `AS OF SYSTEM TIME`.
@@ -257,6 +272,12 @@ pub struct GroupStatus {
     pub commit: Slot,
     /// The last slot applied to the state machine.
     pub applied: Slot,
+    /// The memory the replica's log takes, in bytes (bounded by
+    /// [`ReplicationOptions::max_log_bytes`] once applied).
+    pub log_bytes: usize,
+    /// The log is truncated up to here: a replica lacking this slot needs
+    /// a snapshot.
+    pub snapshot_index: Slot,
     /// The voters of the committed membership.
     pub voters: Vec<NodeId>,
     /// The lease, while this replica leads with one.

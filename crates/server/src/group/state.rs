@@ -569,12 +569,12 @@ impl<E: Engine> GroupState<E> {
             .collect()
     }
 
-    /// Replaces the state machine's data with `snapshot`'s, synced. A
-    /// snapshot with no data (the bootstrap membership) only moves the
-    /// applied index.
-    pub fn install(&mut self, snapshot: &Snapshot) -> Result<()> {
+    /// Replaces the state machine's data with `snapshot`'s, synced, in one
+    /// batch with `with` (the replica's snapshot record). A snapshot with no
+    /// data (the bootstrap membership) only moves the applied index.
+    pub fn install(&mut self, snapshot: &Snapshot, with: WriteBatch) -> Result<()> {
         if snapshot.index <= self.applied && snapshot.data.is_empty() {
-            return Ok(());
+            return self.engine.write(with, Durability::Sync);
         }
         let data: SnapshotData = if snapshot.data.is_empty() {
             SnapshotData {
@@ -591,7 +591,7 @@ impl<E: Engine> GroupState<E> {
                 ))
             })?
         };
-        let mut batch = WriteBatch::new();
+        let mut batch = with;
         // Versions are immutable facts: what the store holds of the group's
         // ranges is a subset of the snapshot's (up to garbage collection),
         // and another group's replica on this node may share them (a range
@@ -843,7 +843,7 @@ mod tests {
                 Durability::Sync,
             )
             .unwrap();
-        lagging.install(&snapshot).unwrap();
+        lagging.install(&snapshot, WriteBatch::new()).unwrap();
         assert_eq!(
             (lagging.applied(), lagging.max_ts()),
             (1, Timestamp::from_nanos(10))
@@ -1078,7 +1078,7 @@ mod tests {
             .apply(&[commit(1, 1, 10, &[("n", Some("theirs"))])])
             .unwrap();
         let mut lagging = GroupState::load(target.clone(), 3, mine).unwrap();
-        lagging.install(&snapshot).unwrap();
+        lagging.install(&snapshot, WriteBatch::new()).unwrap();
         let mvcc = Mvcc::new(target).unwrap();
         assert_eq!(
             mvcc.get(b"b", Timestamp::MAX).unwrap(),

@@ -165,11 +165,7 @@ fn compaction_truncates_the_log_and_recovery_still_works() {
     let stored = node.store.load().unwrap();
     let before = stored.entries.len();
     let compact_at = node.replica.applied() - 2;
-    let snapshot = node
-        .replica
-        .compact(compact_at, b"state machine".to_vec())
-        .unwrap()
-        .clone();
+    let snapshot = node.replica.compact(compact_at).unwrap().clone();
     let ready = node.replica.ready();
     assert_eq!(ready.compact, Some(compact_at));
     node.store.persist(&ready, Some(&snapshot)).unwrap();
