@@ -10,6 +10,7 @@
 # Environment:
 #   WAREHOUSES   (default 1)     CONNECTIONS (default 4)
 #   DURATION     seconds of the measured run (default 60)
+#   RAMP         seconds of ramp-up before it, not measured (default 10)
 #   SYSTEMS      which to run (default "postgres demo cluster")
 #   PARTITION    1 (default): Meridian loads each warehouse into ranges of
 #                its own, dealt round the groups (`--partition`), so
@@ -30,6 +31,7 @@ source scripts/lib.sh
 WAREHOUSES="${WAREHOUSES:-1}"
 CONNECTIONS="${CONNECTIONS:-4}"
 DURATION="${DURATION:-60}"
+RAMP="${RAMP:-10}"
 SYSTEMS="${SYSTEMS:-postgres demo cluster}"
 PARTITION="${PARTITION:-1}"
 KILL="${KILL:-0}"
@@ -85,10 +87,11 @@ wait_sql() {
 drive() {
     local name="$1" url="$2"
     shift 2
-    log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s with $CONNECTIONS connections"
+    log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s after ${RAMP}s of ramp-up with $CONNECTIONS connections"
     # A failed run (or consistency check) is reported, and the others still run.
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
-        --connections "$CONNECTIONS" --duration "$DURATION" --mode throughput "$@" 2>&1 \
+        --connections "$CONNECTIONS" --duration "$DURATION" --ramp-up "$RAMP" \
+        --mode throughput "$@" 2>&1 \
         | tee "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
 }
 
@@ -167,8 +170,8 @@ start_cluster() {
     URL="postgres://meridian@${SQL[1]}/meridian"
     wait_sql "$URL"
 }
-# Once the load is done and the run a third through, SIGKILLs node 2 and
-# restarts it 5 s later. It runs in the background (a subshell): the new
+# Once the load is done and the measured run a third through, SIGKILLs
+# node 2 and restarts it 5 s later. It runs in the background (a subshell): the new
 # pid goes to $TMP/node-2.pid for the main shell (adopt_node_2). Node 2's
 # peak memory is then the restarted process's.
 kill_and_restart_node_2() {
@@ -176,7 +179,7 @@ kill_and_restart_node_2() {
         grep -q "^running the mix" "$TMP/cluster.out" 2>/dev/null && break
         sleep 0.1
     done
-    sleep $((DURATION / 3))
+    sleep $((RAMP + DURATION / 3))
     log "cluster: SIGKILL node 2"
     kill -KILL "${CLUSTER_PIDS[2]}" 2>/dev/null || true
     wait "${CLUSTER_PIDS[2]}" 2>/dev/null || true

@@ -47,6 +47,13 @@ pub struct TpccArgs {
     /// How long to run the mix: seconds, or with a unit (`90s`, `5m`, `1h`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
+    /// How long to run the mix before measuring (not counted).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    ramp_up: Duration,
+    /// Write each deferred Delivery's result (queued and completed times,
+    /// the order delivered per district) to this file.
+    #[arg(long)]
+    delivery_log: Option<std::path::PathBuf>,
     /// Throughput (no think times) or spec (keying and think times).
     #[arg(long, value_enum, default_value_t = ModeArg::Throughput)]
     mode: ModeArg,
@@ -118,8 +125,9 @@ async fn tpcc(args: TpccArgs) -> meridian_client::Result<u8> {
             ModeArg::Throughput => Mode::Throughput,
         };
         eprintln!(
-            "running the mix for {:?} ({mode:?} mode, {} terminal(s))...",
+            "running the mix for {:?} after a {:?} ramp-up ({mode:?} mode, {} terminal(s))...",
             args.duration,
+            args.ramp_up,
             match mode {
                 Mode::Spec => warehouses as usize * 10,
                 Mode::Throughput => args.connections,
@@ -130,6 +138,8 @@ async fn tpcc(args: TpccArgs) -> meridian_client::Result<u8> {
             warehouses,
             connections: args.connections,
             duration: args.duration,
+            ramp_up: args.ramp_up,
+            delivery_log: args.delivery_log.clone(),
             mode,
             scale: Scale::SPEC,
             progress: Some(Duration::from_secs(10)),

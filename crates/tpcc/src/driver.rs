@@ -22,10 +22,17 @@
 //! to completion. Requests still queued when the run ends are run before
 //! the report, for at most [`DRAIN_TIMEOUT`].
 //!
-//! Left out: a ramp-up period excluded from the measurement, the 90th
-//! percentile response-time limits of clause 5.2.5.3 (reported, not
-//! enforced), and the mix minimums enforced on the measured interval (the
-//! deck guarantees them per 23 transactions).
+//! A run starts with a ramp-up ([`RunOptions::ramp_up`]): terminals run
+//! the mix, but only transactions completed after it count (the
+//! measurement interval of clause 5.5.1 is the `duration` that follows).
+//! With [`RunOptions::delivery_log`], each deferred Delivery is written to
+//! a result file (clause 2.7.2.3): when it was queued and completed, its
+//! warehouse and carrier, and the order delivered in each district or
+//! `skipped`.
+//!
+//! Left out: the 90th percentile response-time limits of clause 5.2.5.3
+//! (reported, not enforced), and the mix minimums enforced on the measured
+//! interval (the deck guarantees them per 23 transactions).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -104,6 +111,10 @@ pub struct RunOptions {
     pub connections: usize,
     /// Measurement duration.
     pub duration: Duration,
+    /// How long the terminals run before the measurement starts.
+    pub ramp_up: Duration,
+    /// Where to write the deferred Deliveries' results, if anywhere.
+    pub delivery_log: Option<std::path::PathBuf>,
     /// The mode.
     pub mode: Mode,
     /// The scale the database was loaded at.
@@ -423,8 +434,13 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
     for _ in 0..terminals.div_ceil(10) {
         agent_clients.push(Client::connect_with(config.clone()).await?);
     }
+    let delivery_log = match &opts.delivery_log {
+        Some(path) => Some(Arc::new(DeliveryLog::create(path)?)),
+        None => None,
+    };
     let start = Instant::now();
-    let deadline = start + opts.duration;
+    let measure_from = start + opts.ramp_up;
+    let deadline = measure_from + opts.duration;
     let (queue, requests) = tokio::sync::mpsc::channel::<Queued>(DELIVERY_QUEUE);
     let requests = Arc::new(tokio::sync::Mutex::new(requests));
     let agents: Vec<_> = agent_clients
@@ -432,9 +448,18 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         .map(|client| {
             let requests = requests.clone();
             let live = live.clone();
+            let log = delivery_log.clone();
             let (warehouses, scale) = (opts.warehouses, opts.scale);
+            let window = (start, measure_from, deadline);
             tokio::spawn(async move {
-                deliver_queued(client, &requests, &live, warehouses, scale, deadline).await
+                let agent = Agent {
+                    live: &live,
+                    warehouses,
+                    scale,
+                    window,
+                    log: log.as_deref(),
+                };
+                agent.run(client, &requests).await
             })
         })
         .collect();
@@ -451,6 +476,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
             let mut gen = Gen::new(run_c);
             let mut deck = Deck::new();
             let mut stats = vec![KindStats::default(); 5];
+            let mut ramping = KindStats::default();
             let mut sample_errors = Vec::new();
             let term = Terminal {
                 warehouses,
@@ -482,7 +508,12 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
                     term.run(&mut client, &mut gen, kind).await
                 };
                 let latency = t0.elapsed();
-                let k = &mut stats[kind.index()];
+                // Only what completes in the measurement interval counts.
+                let k = if Instant::now() >= measure_from {
+                    &mut stats[kind.index()]
+                } else {
+                    &mut ramping
+                };
                 match result {
                     Ok(Ran { outcome, remote }) => {
                         k.count += 1;
@@ -533,8 +564,13 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
                 let no = now[0] - last[0];
                 let tpm = no as f64 * 60.0 / every.as_secs_f64();
                 let total: u64 = now.iter().sum();
+                let phase = if Instant::now() < measure_from {
+                    "  (ramp-up)"
+                } else {
+                    ""
+                };
                 eprintln!(
-                    "[{:>5.0}s] tpmC {:>9.1}  txns {:>8}  retries {:>6}  errors {:>5}",
+                    "[{:>5.0}s] tpmC {:>9.1}  txns {:>8}  retries {:>6}  errors {:>5}{phase}",
                     start.elapsed().as_secs_f64(),
                     tpm,
                     total,
@@ -554,7 +590,7 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
         }
         keep_samples(&mut sample_errors, errs);
     }
-    let elapsed = start.elapsed();
+    let elapsed = measure_from.elapsed();
     live.stop.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         p.abort();
@@ -580,50 +616,127 @@ pub async fn run(opts: &RunOptions) -> Result<Report> {
 }
 
 /// A delivery agent: runs queued Deliveries until the queue is closed and
-/// empty; past `deadline` + [`DRAIN_TIMEOUT`] it only counts them.
-async fn deliver_queued(
-    mut client: Client,
-    requests: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>,
-    live: &Live,
+/// empty; past the deadline + [`DRAIN_TIMEOUT`] it only counts them.
+struct Agent<'a> {
+    live: &'a Live,
     warehouses: i32,
     scale: Scale,
-    deadline: Instant,
-) -> (DeferredStats, Vec<String>) {
-    let mut stats = DeferredStats::default();
-    let mut sample_errors = Vec::new();
-    loop {
-        let next = requests.lock().await.recv().await;
-        let Some(Queued { request, queued_at }) = next else {
-            return (stats, sample_errors);
-        };
-        if Instant::now() > deadline + DRAIN_TIMEOUT {
-            stats.undone += 1;
-            continue;
+    /// The run's start, the measurement's start, and its deadline.
+    window: (Instant, Instant, Instant),
+    log: Option<&'a DeliveryLog>,
+}
+
+impl Agent<'_> {
+    async fn run(
+        &self,
+        mut client: Client,
+        requests: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>,
+    ) -> (DeferredStats, Vec<String>) {
+        let (start, measure_from, deadline) = self.window;
+        let mut stats = DeferredStats::default();
+        let mut sample_errors = Vec::new();
+        loop {
+            let next = requests.lock().await.recv().await;
+            let Some(Queued { request, queued_at }) = next else {
+                return (stats, sample_errors);
+            };
+            if Instant::now() > deadline + DRAIN_TIMEOUT {
+                stats.undone += 1;
+                continue;
+            }
+            let term = Terminal {
+                warehouses: self.warehouses,
+                w_id: request.w_id,
+                d_id: 1,
+                scale: self.scale,
+                retries: &self.live.retries,
+            };
+            let result = term.deliver(&mut client, request).await;
+            let done = Instant::now();
+            if let Some(log) = self.log {
+                log.record(start, queued_at, done, request, &result);
+            }
+            // Counted like the queuing in the Delivery row: if it was
+            // queued in the measurement interval.
+            let mut ramping = DeferredStats::default();
+            let stats = if queued_at >= measure_from {
+                &mut stats
+            } else {
+                &mut ramping
+            };
+            match result {
+                Ok(orders) => {
+                    stats.done += 1;
+                    stats.skipped += orders.iter().filter(|o| o.is_none()).count() as u64;
+                    stats.latencies.push(done - queued_at);
+                }
+                Err(e) => {
+                    stats.errors += 1;
+                    let what = "Delivery (deferred)";
+                    failed(self.live, &mut sample_errors, what, &e, &mut client).await;
+                }
+            }
         }
-        let term = Terminal {
-            warehouses,
-            w_id: request.w_id,
-            d_id: 1,
-            scale,
-            retries: &live.retries,
-        };
-        match term.deliver(&mut client, request).await {
-            Ok(skipped) => {
-                stats.done += 1;
-                stats.skipped += u64::from(skipped);
-                stats.latencies.push(queued_at.elapsed());
+    }
+}
+
+/// The result file of the deferred Deliveries (clause 2.7.2.3), one line
+/// each: `queued=<s> done=<s> w=<w_id> carrier=<c>` followed by
+/// `d<n>=<o_id>` or `d<n>=skipped` for the ten districts, or by
+/// `failed: <error>`. Times are seconds since the run started.
+pub struct DeliveryLog {
+    file: std::sync::Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl DeliveryLog {
+    /// Creates (truncates) the file at `path`.
+    fn create(path: &std::path::Path) -> Result<DeliveryLog> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            Error::abort(format!(
+                "cannot create the delivery log {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(DeliveryLog {
+            file: std::sync::Mutex::new(std::io::BufWriter::new(file)),
+        })
+    }
+
+    /// Writes one Delivery's line.
+    fn record(
+        &self,
+        start: Instant,
+        queued_at: Instant,
+        done: Instant,
+        request: DeliveryRequest,
+        result: &Result<[Option<i32>; 10]>,
+    ) {
+        use std::fmt::Write as _;
+        use std::io::Write as _;
+        let secs = |t: Instant| (t - start).as_secs_f64();
+        let mut line = format!(
+            "queued={:.3} done={:.3} w={} carrier={}",
+            secs(queued_at),
+            secs(done),
+            request.w_id,
+            request.carrier
+        );
+        match result {
+            Ok(orders) => {
+                for (d, order) in orders.iter().enumerate() {
+                    let _ = match order {
+                        Some(o_id) => write!(line, " d{}={o_id}", d + 1),
+                        None => write!(line, " d{}=skipped", d + 1),
+                    };
+                }
             }
             Err(e) => {
-                stats.errors += 1;
-                failed(
-                    live,
-                    &mut sample_errors,
-                    "Delivery (deferred)",
-                    &e,
-                    &mut client,
-                )
-                .await;
+                let _ = write!(line, " failed: {}", describe(e));
             }
+        }
+        let mut file = self.file.lock().expect("delivery log poisoned");
+        if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+            eprintln!("warning: cannot write the delivery log: {e}");
         }
     }
 }

@@ -7,8 +7,8 @@
 //! | [`schema`] | 1.3 (tables, primary keys) | foreign keys (1.4 allows it) |
 //! | [`load`] | 4.3.3.1 (population), 4.3.2 (value generation) | random load-time NURand constants (fixed ones) |
 //! | [`random`] | 2.1.6 (NURand, C constants and 2.1.6.1 delta rule), 4.3.2.2–4.3.2.7 | |
-//! | [`txn`] | 2.4–2.8 (inputs and database profiles) | terminal screens, the Delivery result file (2.7.2.3) |
-//! | [`driver`] | 5.2.4.2 (deck), 5.2.5.4/5.2.5.7 (think/keying times, spec mode), 2.7.2 (deferred Delivery), 5.4 (tpmC) | ramp-up, response-time limits enforcement |
+//! | [`txn`] | 2.4–2.8 (inputs and database profiles) | terminal screens |
+//! | [`driver`] | 5.2.4.2 (deck), 5.2.5.4/5.2.5.7 (think/keying times, spec mode), 2.7.2 (deferred Delivery, result file 2.7.2.3), 5.4 (tpmC), 5.5.1 (ramp-up, measurement interval) | response-time limits enforcement |
 //! | [`check`] | 3.3.2.1–3.3.2.12 (consistency conditions 1–12; 11 only right after the load) | |
 //! | [`placement`] | (Meridian only) warehouses in ranges of their own, dealt round the groups | |
 //!

@@ -434,13 +434,18 @@ impl Terminal<'_> {
     }
 
     /// Clause 2.7.4: delivers the oldest undelivered order of each of the
-    /// warehouse's districts in one transaction; returns how many districts
-    /// had none (skipped, clause 2.7.4.2).
-    pub async fn deliver(&self, client: &mut Client, request: DeliveryRequest) -> Result<u32> {
+    /// warehouse's districts in one transaction; returns the order delivered
+    /// in each district (index `d_id - 1`), `None` where there was none (the
+    /// district is skipped, clause 2.7.4.2).
+    pub async fn deliver(
+        &self,
+        client: &mut Client,
+        request: DeliveryRequest,
+    ) -> Result<[Option<i32>; 10]> {
         let DeliveryRequest { w_id, carrier } = request;
         self.transaction(client, |tx| {
             Box::pin(async move {
-                let mut skipped = 0;
+                let mut delivered = [None; 10];
                 for d_id in 1..=10i32 {
                         let Some(no) = tx
                             .query_opt(
@@ -450,10 +455,10 @@ impl Terminal<'_> {
                             )
                             .await?
                         else {
-                            skipped += 1;
                             continue;
                         };
                         let o_id: i32 = no.get(0);
+                        delivered[d_id as usize - 1] = Some(o_id);
                         tx.execute(
                             "DELETE FROM new_order WHERE no_w_id = $1 AND no_d_id = $2 AND no_o_id = $3",
                             &[&w_id, &d_id, &o_id],
@@ -493,7 +498,7 @@ impl Terminal<'_> {
                         )
                         .await?;
                     }
-                    Ok(skipped)
+                    Ok(delivered)
                 })
             })
             .await

@@ -102,11 +102,14 @@ async fn load_run_check() {
         assert_eq!(groups, [1, 2], "{table}");
     }
 
+    let delivery_log = dir.path().join("deliveries.txt");
     let report = driver::run(&RunOptions {
         url: url.clone(),
         warehouses,
         connections: 4,
         duration: Duration::from_secs(4),
+        ramp_up: Duration::ZERO,
+        delivery_log: Some(delivery_log.clone()),
         mode: Mode::Throughput,
         scale: Scale::TINY,
         progress: Some(Duration::from_secs(2)),
@@ -123,6 +126,15 @@ async fn load_run_check() {
     assert!(queued > 0, "no Delivery queued");
     assert_eq!(report.deferred.done, queued);
     assert_eq!(report.deferred.latencies.len() as u64, queued);
+    // And each has its line in the result file, with every district.
+    let log = std::fs::read_to_string(&delivery_log).unwrap();
+    assert_eq!(log.lines().count() as u64, queued, "{log}");
+    for line in log.lines() {
+        assert!(line.starts_with("queued="), "{line}");
+        for d in 1..=10 {
+            assert!(line.contains(&format!(" d{d}=")), "{line}");
+        }
+    }
     // 15% of Payments pay a remote customer, whose warehouse is in the
     // other group: hundreds of transactions make none vanishingly unlikely.
     assert_eq!(report.warehouse_groups.as_deref(), Some(&[1, 2][..]));
@@ -177,6 +189,8 @@ async fn the_checks_hold_after_a_run_during_which_a_node_died_and_came_back() {
         warehouses,
         connections: 4,
         duration: Duration::from_secs(8),
+        ramp_up: Duration::from_secs(1),
+        delivery_log: None,
         mode: Mode::Throughput,
         scale: Scale::TINY,
         progress: None,
@@ -188,6 +202,12 @@ async fn the_checks_hold_after_a_run_during_which_a_node_died_and_came_back() {
     cluster.start(victim).await.unwrap();
     let report = run.await.unwrap().unwrap();
     eprintln!("{}", report.render());
+    // Measured after the ramp-up, for the whole duration.
+    assert!(
+        report.elapsed >= Duration::from_secs(8),
+        "{:?}",
+        report.elapsed
+    );
     let no = &report.kinds[Kind::NewOrder.index()];
     assert!(no.count - no.rolled_back > 0, "no New-Order committed");
     consistent(&url, "after a run with a node stopped and restarted").await;
