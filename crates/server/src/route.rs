@@ -39,8 +39,8 @@ use meridian_proto::v1;
 use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 use meridian_txn::{
-    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, RangeInfo, ReadTime,
-    Transaction, TxnMode, Vote,
+    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, Priority, RangeInfo,
+    ReadTime, Transaction, TxnMode, Vote,
 };
 
 use crate::group::{LeaderTxn, SharedSpans, Storage};
@@ -132,14 +132,14 @@ impl ClusterGroups {
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
     ) -> Result<Option<ClusterTxn>> {
         let Some(replica) = self.node.group(group) else {
             // This node hosts no replica of the group: ask the others.
-            return self.begin_anywhere(group, mode, start_ts).await;
+            return self.begin_anywhere(group, mode, priority).await;
         };
         if let Some(engine) = replica.leader_engine() {
-            return match engine.begin_with_priority(mode, Some(start_ts)).await {
+            return match engine.begin_with_priority(mode, Some(priority)).await {
                 Ok(txn) => Ok(Some(ClusterTxn::Local(txn))),
                 Err(Error::NotLeader { .. }) => Ok(None),
                 Err(err) => Err(err),
@@ -147,7 +147,7 @@ impl ClusterGroups {
         }
         match replica.status().leader {
             Some(leader) if leader != self.node.id() => {
-                self.begin_at(leader, group, mode, start_ts).await
+                self.begin_at(leader, group, mode, priority).await
             }
             _ => Ok(None),
         }
@@ -158,10 +158,10 @@ impl ClusterGroups {
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
     ) -> Result<Option<ClusterTxn>> {
         for peer in self.node.peer_ids() {
-            if let Some(txn) = self.begin_at(peer, group, mode, start_ts).await? {
+            if let Some(txn) = self.begin_at(peer, group, mode, priority).await? {
                 return Ok(Some(txn));
             }
         }
@@ -174,7 +174,7 @@ impl ClusterGroups {
         leader: u64,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
     ) -> Result<Option<ClusterTxn>> {
         let Some(api) = self.node.peer(leader) else {
             return Ok(None);
@@ -191,7 +191,8 @@ impl ClusterGroups {
             op: Some(v1::txn_request::Op::Begin(v1::BeginOp {
                 read_only,
                 at,
-                start_ts: Some(wire::proto_ts(start_ts)),
+                start_ts: Some(wire::proto_ts(priority.start_ts)),
+                tiebreak: priority.tiebreak.to_be_bytes().to_vec(),
             })),
         };
         match call(&api, request).await {
@@ -344,7 +345,7 @@ impl Groups for ClusterGroups {
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
         strong: bool,
     ) -> Result<ClusterTxn> {
         if let TxnMode::ReadOnly(ReadTime::At(ts)) = mode {
@@ -359,7 +360,7 @@ impl Groups for ClusterGroups {
                 return Ok(txn);
             }
         }
-        self.at_leader(group, "begin", || self.try_begin(group, mode, start_ts))
+        self.at_leader(group, "begin", || self.try_begin(group, mode, priority))
             .await
     }
 
@@ -886,6 +887,14 @@ pub(crate) mod wire {
             .try_into()
             .map_err(|_| Error::InvalidInput("a transaction id must be 16 bytes".into()))?;
         Ok(GlobalTxnId(u128::from_be_bytes(bytes)))
+    }
+
+    /// A wound-wait tie-break: a global transaction id, or nothing (0).
+    pub(crate) fn tiebreak(bytes: &[u8]) -> Result<u128> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        Ok(gid(bytes)?.0)
     }
 
     pub(crate) fn proto_gid(gid: GlobalTxnId) -> Vec<u8> {

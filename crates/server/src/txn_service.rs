@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_storage::{version_ts, versioned_range, Engine, ScanDirection, Space};
-use meridian_txn::{Outcome, ReadTime, Transaction, TxnMode};
+use meridian_txn::{Outcome, Priority, ReadTime, Transaction, TxnMode};
 
 use crate::group::{Command, Group, LeaderTxn};
 use crate::node::Node;
@@ -187,9 +187,14 @@ impl RemoteTxns {
             } else {
                 TxnMode::ReadWrite
             };
-            let txn = engine
-                .begin_with_priority(mode, begin.start_ts.map(wire::ts))
-                .await?;
+            let priority = match begin.start_ts {
+                Some(ts) => Some(Priority {
+                    start_ts: wire::ts(ts),
+                    tiebreak: wire::tiebreak(&begin.tiebreak)?,
+                }),
+                None => None,
+            };
+            let txn = engine.begin_with_priority(mode, priority).await?;
             let handle = self.next.fetch_add(1, Ordering::Relaxed);
             let began = v1::Began {
                 txn: handle,

@@ -50,5 +50,5 @@ pub use two_phase::{
 
 pub use lock_table::{
     Acquired, KeyRange, LockManager, LockMode, LockStatus, LockTable, LockTarget, LockWait,
-    RequestInfo, RequestState, TxnId, TxnInfo, Wakeups, Wound,
+    Priority, RequestInfo, RequestState, TxnId, TxnInfo, Wakeups, Wound,
 };

@@ -19,8 +19,8 @@
 //!
 //! # Wound-wait
 //!
-//! Each transaction has a priority, its start timestamp (ties broken by id):
-//! smaller is older. When a request conflicts with a lock held by another
+//! Each transaction has a [`Priority`], its start timestamp (ties broken by
+//! its global id, then by its [`TxnId`]): smaller is older. When a request conflicts with a lock held by another
 //! transaction:
 //!
 //! - if the requester is **older** than the holder, it **wounds** the holder:
@@ -142,8 +142,8 @@ mod tests;
 
 pub use manager::{LockManager, LockWait};
 pub use types::{
-    Acquired, KeyRange, LockMode, LockStatus, LockTarget, RequestInfo, RequestState, TxnId,
-    TxnInfo, Wakeups, Wound,
+    Acquired, KeyRange, LockMode, LockStatus, LockTarget, Priority, RequestInfo, RequestState,
+    TxnId, TxnInfo, Wakeups, Wound,
 };
 
 use std::collections::btree_map::Entry;
@@ -157,9 +157,9 @@ use meridian_truetime::Timestamp;
 use index::{Key, ReqId, SegmentMap, Slab};
 use types::SpanRef;
 
-/// A transaction's wound-wait priority: its start timestamp, ties broken by
-/// id. Smaller is older, and older wins.
-type Priority = (Timestamp, TxnId);
+/// A transaction's place in the wound-wait order: its priority, ties broken
+/// by id. Smaller is older, and older wins.
+type Rank = (Priority, TxnId);
 
 /// What a stored request locks, with keys shared through [`Key`].
 #[derive(Clone, Debug)]
@@ -197,7 +197,7 @@ struct Request {
     /// The requesting transaction.
     txn: TxnId,
     /// The transaction's priority, copied here for queue decisions.
-    prio: Priority,
+    prio: Rank,
     /// What it locks.
     span: Span,
     /// In which mode.
@@ -210,7 +210,7 @@ impl Request {
     /// Whether this request keeps a request of `txn` (priority `prio`) for
     /// `mode` on an overlapping span from being granted: it belongs to another
     /// transaction, conflicts, and is either held or an older waiter.
-    fn blocks(&self, txn: TxnId, prio: Priority, mode: LockMode) -> bool {
+    fn blocks(&self, txn: TxnId, prio: Rank, mode: LockMode) -> bool {
         self.txn != txn
             && self.mode.conflicts_with(mode)
             && (self.wait.is_none() || self.prio < prio)
@@ -230,7 +230,7 @@ struct Wait {
 #[derive(Debug)]
 struct TxnState {
     /// Its wound-wait priority.
-    prio: Priority,
+    prio: Rank,
     /// Prepared: never wounded, takes no new locks.
     prepared: bool,
     /// The older transaction that wounded it.
@@ -273,16 +273,17 @@ impl LockTable {
         Self::default()
     }
 
-    /// Registers transaction `txn` with its start timestamp, its priority
-    /// under wound-wait (smaller is older). Fails if `txn` is already known.
-    pub fn begin(&mut self, txn: TxnId, start_ts: Timestamp) -> Result<()> {
+    /// Registers transaction `txn` with its priority under wound-wait (a
+    /// start timestamp is the priority of a transaction of one group).
+    /// Fails if `txn` is already known.
+    pub fn begin(&mut self, txn: TxnId, priority: impl Into<Priority>) -> Result<()> {
         match self.txns.entry(txn) {
             std::collections::hash_map::Entry::Occupied(_) => Err(Error::InvalidInput(format!(
                 "transaction {txn} already exists"
             ))),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(TxnState {
-                    prio: (start_ts, txn),
+                    prio: (priority.into(), txn),
                     prepared: false,
                     wounded_by: None,
                     held: Vec::new(),
@@ -520,7 +521,7 @@ impl LockTable {
     /// What the table knows of `txn`, if anything.
     pub fn txn(&self, txn: TxnId) -> Option<TxnInfo> {
         self.txns.get(&txn).map(|state| TxnInfo {
-            start_ts: state.prio.0,
+            priority: state.prio.0,
             prepared: state.prepared,
             wounded_by: state.wounded_by,
             locks_held: state.held.len(),
@@ -662,7 +663,7 @@ impl LockTable {
     fn insert_request(
         &mut self,
         txn: TxnId,
-        prio: Priority,
+        prio: Rank,
         target: LockTarget,
         mode: LockMode,
         wait: Option<Wait>,
@@ -753,7 +754,7 @@ impl LockTable {
         if candidates.is_empty() {
             return;
         }
-        let mut order: Vec<(Priority, ReqId)> = candidates
+        let mut order: Vec<(Rank, ReqId)> = candidates
             .into_iter()
             .filter_map(|id| {
                 let request = self.requests.get(id)?;

@@ -23,8 +23,8 @@ use meridian_storage::{Engine, KeyRange, MemoryEngine};
 use meridian_truetime::{ClockReading, ClockSource, Timestamp, TrueTime, TtInterval};
 
 use crate::{
-    GlobalTxnId, Groups, LocalConfig, LocalEngine, LocalTxn, Outcome, RangeInfo, RangeMap, Sleeper,
-    TxnMode,
+    GlobalTxnId, Groups, LocalConfig, LocalEngine, LocalTxn, Outcome, Priority, RangeInfo,
+    RangeMap, Sleeper, TxnMode,
 };
 
 /// A clock reading tokio's (possibly paused) time, from a fixed start.
@@ -140,11 +140,11 @@ impl<E: Engine + 'static> Groups for LocalGroups<E> {
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
         _strong: bool,
     ) -> Result<LocalTxn<E>> {
         self.engine(group)?
-            .begin_with_priority(mode, Some(start_ts))
+            .begin_with_priority(mode, Some(priority))
             .await
     }
 

@@ -67,12 +67,24 @@ use meridian_truetime::{Timestamp, TtInterval};
 
 use crate::api::{LockStrength, RangeInfo, ReadTime, Transaction, TxnEngine, TxnMode};
 use crate::local::{LocalTxn, Writes};
-use crate::lock_table::{LockMode, LockTarget};
+use crate::lock_table::{LockMode, LockTarget, Priority};
 
 /// A transaction's identity across the groups it touches, chosen by the
 /// gateway that coordinates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GlobalTxnId(pub u128);
+
+impl GlobalTxnId {
+    /// The wound-wait priority of this transaction begun at `start_ts`, the
+    /// same in every group: the id breaks ties between equal start
+    /// timestamps (two gateways may read the same clock value).
+    pub fn priority(self, start_ts: Timestamp) -> Priority {
+        Priority {
+            start_ts,
+            tiebreak: self.0,
+        }
+    }
+}
 
 impl fmt::Display for GlobalTxnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,7 +108,7 @@ pub struct PrepareRecord {
     pub gid: GlobalTxnId,
     /// The group whose log holds the outcome.
     pub coordinator: u64,
-    /// Its start timestamp (wound-wait priority).
+    /// Its start timestamp (with `gid`, its wound-wait priority).
     pub start_ts: Timestamp,
     /// The prepare timestamp: the commit timestamp will be at or above it.
     pub prepare_ts: Timestamp,
@@ -105,6 +117,13 @@ pub struct PrepareRecord {
     pub writes: Writes,
     /// Every lock it holds here, shared ones included.
     pub locks: Vec<(LockTarget, LockMode)>,
+}
+
+impl PrepareRecord {
+    /// The transaction's wound-wait priority.
+    pub fn priority(&self) -> Priority {
+        self.gid.priority(self.start_ts)
+    }
 }
 
 /// A participant's vote in two-phase commit.
@@ -155,15 +174,15 @@ pub trait Groups: Send + Sync + 'static {
     fn locate(&self, range: &KeyRange) -> Result<Vec<(u64, KeyRange)>>;
 
     /// Begins a transaction at `group`'s leader (or, for a read at a
-    /// timestamp, at any replica caught up to it) with wound-wait priority
-    /// `start_ts`. A read-only `mode` comes with the snapshot already
+    /// timestamp, at any replica caught up to it) with wound-wait
+    /// `priority`. A read-only `mode` comes with the snapshot already
     /// chosen (`ReadTime::At`); `strong` says it was chosen as
     /// `TT.now().latest`, which a follower is unlikely to have reached yet.
     fn begin(
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
         strong: bool,
     ) -> impl Future<Output = Result<Self::Txn>> + Send;
 
@@ -359,7 +378,12 @@ impl<G: Groups> DistTxn<G> {
         if !self.parts.contains_key(&group) {
             let txn = self
                 .groups
-                .begin(group, self.mode, self.start_ts, self.strong)
+                .begin(
+                    group,
+                    self.mode,
+                    self.id.priority(self.start_ts),
+                    self.strong,
+                )
                 .await?;
             self.parts.insert(group, txn);
         }

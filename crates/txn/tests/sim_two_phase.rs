@@ -89,7 +89,7 @@ use meridian_txn::check::{
 use meridian_txn::testing::TokioSleeper;
 use meridian_txn::{
     CommitFuture, DistEngine, GlobalTxnId, GroupTxn, Groups, LocalConfig, LocalEngine, LocalTxn,
-    LockStrength, Outcome, OutcomeFuture, PrepareRecord, RangeMap, ReadTime, Replication,
+    LockStrength, Outcome, OutcomeFuture, PrepareRecord, Priority, RangeMap, ReadTime, Replication,
     Transaction, TxnEngine, TxnId, TxnMode, Vote, Writes,
 };
 use rand::rngs::StdRng;
@@ -851,13 +851,13 @@ impl Groups for Gateway {
         &self,
         group: u64,
         mode: TxnMode,
-        start_ts: Timestamp,
+        priority: Priority,
         _strong: bool,
     ) -> Result<SimTxn> {
         let engine = self.sim.leader(group)?;
         let begun = tokio::time::timeout(
             BEGIN_TIMEOUT,
-            engine.begin_with_priority(mode, Some(start_ts)),
+            engine.begin_with_priority(mode, Some(priority)),
         )
         .await
         .map_err(|_| Error::Unavailable(format!("group {group} did not begin in time")))??;

@@ -69,7 +69,7 @@ use meridian_truetime::{ManualClock, Timestamp, TrueTime, TtInterval};
 use tokio::sync::Notify;
 
 use crate::api::{LockStrength, ReadTime, Transaction, TxnEngine, TxnMode};
-use crate::lock_table::{self, LockManager, LockMode, LockTarget, TxnId, Wound};
+use crate::lock_table::{self, LockManager, LockMode, LockTarget, Priority, TxnId, Wound};
 use crate::two_phase::{GlobalTxnId, Outcome, PrepareRecord};
 
 mod participant;
@@ -451,10 +451,10 @@ impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
 }
 
 impl<E: Engine + 'static> LocalEngine<E> {
-    /// Begins a transaction whose wound-wait priority is `start_ts` (a
-    /// transaction spanning groups has one start timestamp everywhere, so
-    /// that the same one wins every conflict: no distributed deadlock), or
-    /// `TT.now().latest` when `None`.
+    /// Begins a transaction whose wound-wait priority is `priority` (a
+    /// transaction spanning groups has one priority everywhere, so that the
+    /// same one wins every conflict: no distributed deadlock), or a start
+    /// timestamp of `TT.now().latest` when `None`.
     ///
     /// A read at [`ReadTime::At`] may lie up to the clock's uncertainty
     /// (`latest - earliest`) past `TT.now().latest`: another node's
@@ -462,17 +462,18 @@ impl<E: Engine + 'static> LocalEngine<E> {
     pub fn begin_with_priority(
         &self,
         mode: TxnMode,
-        start_ts: Option<Timestamp>,
+        priority: Option<Priority>,
     ) -> impl Future<Output = Result<LocalTxn<E>>> + Send {
         let inner = self.inner.clone();
         async move {
             let bound = inner.replication.admit()?;
             let id = TxnId(inner.next_txn.fetch_add(1, Ordering::Relaxed));
             let now = inner.tt.now();
-            let start_ts = start_ts.unwrap_or(now.latest);
+            let priority = priority.unwrap_or_else(|| now.latest.into());
+            let start_ts = priority.start_ts;
             let read_ts = match mode {
                 TxnMode::ReadWrite => {
-                    inner.locks.begin(id, start_ts)?;
+                    inner.locks.begin(id, priority)?;
                     None
                 }
                 TxnMode::ReadOnly(ReadTime::Strong | ReadTime::MaxStaleness(_)) => {

@@ -318,7 +318,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
             return Ok(());
         }
         let txn = TxnId(inner.next_txn.fetch_add(1, Ordering::Relaxed));
-        inner.locks.begin(txn, record.start_ts)?;
+        inner.locks.begin(txn, record.priority())?;
         let now = inner.tt.now().earliest;
         for (target, mode) in &record.locks {
             let wait = inner

@@ -92,7 +92,11 @@ impl fmt::Display for LockTable {
         }
         for txn in self.txn_ids() {
             let state = &self.txns[&txn];
-            write!(f, "{txn} ts={}", fmt_ts(state.prio.0))?;
+            let priority = state.prio.0;
+            write!(f, "{txn} ts={}", fmt_ts(priority.start_ts))?;
+            if priority.tiebreak != 0 {
+                write!(f, " tiebreak={}", priority.tiebreak)?;
+            }
             if state.prepared {
                 write!(f, " prepared")?;
             }

@@ -42,7 +42,7 @@ use std::task::{Context, Poll, Waker};
 use meridian_error::{Error, Result};
 use meridian_truetime::Timestamp;
 
-use super::{LockMode, LockStatus, LockTable, LockTarget, TxnId, Wakeups, Wound};
+use super::{LockMode, LockStatus, LockTable, LockTarget, Priority, TxnId, Wakeups, Wound};
 
 /// A [`LockTable`] shared between tasks, whose lock waits are futures.
 /// Cloning gives another handle to the same table.
@@ -117,8 +117,8 @@ impl LockManager {
     }
 
     /// Registers a transaction; see [`LockTable::begin`].
-    pub fn begin(&self, txn: TxnId, start_ts: Timestamp) -> Result<()> {
-        self.lock().table.begin(txn, start_ts)
+    pub fn begin(&self, txn: TxnId, priority: impl Into<Priority>) -> Result<()> {
+        self.lock().table.begin(txn, priority)
     }
 
     /// Requests a lock; see [`LockTable::acquire`] for the arguments and the

@@ -106,7 +106,7 @@ pub(super) fn check_invariants(table: &LockTable) {
         .into_iter()
         .map(|txn| (txn, table.txn(txn).expect("listed txn")))
         .collect();
-    let prio = |txn: TxnId| (info[&txn].start_ts, txn);
+    let prio = |txn: TxnId| (info[&txn].priority, txn);
     let conflict = |a: &RequestInfo, b: &RequestInfo| {
         a.txn != b.txn && a.mode.conflicts_with(b.mode) && a.target.overlaps(&b.target)
     };
@@ -638,6 +638,42 @@ fn same_start_timestamp_ties_break_by_id() {
             by: TxnId(1)
         }]
     );
+}
+
+#[test]
+fn equal_start_timestamps_of_global_transactions_tie_break_on_their_global_ids() {
+    // Two transactions spanning groups begun at the same timestamp: the one
+    // with the smaller global id is older in every group, whatever local
+    // ids the groups gave them.
+    let older = Priority {
+        start_ts: ms(10),
+        tiebreak: 7,
+    };
+    let younger = Priority {
+        start_ts: ms(10),
+        tiebreak: 9,
+    };
+    for (older_id, younger_id) in [(1, 2), (2, 1)] {
+        let mut table = LockTable::new();
+        table.begin(TxnId(older_id), older).unwrap();
+        table.begin(TxnId(younger_id), younger).unwrap();
+        acquire(&mut table, younger_id, LockTarget::key("a"), X);
+        acquire(&mut table, older_id, LockTarget::key("b"), X);
+        // The younger waits for the older ...
+        let waits = acquire(&mut table, younger_id, LockTarget::key("b"), X);
+        assert!(waits.wounded.is_empty() && !waits.is_granted());
+        check_invariants(&table);
+        // ... and the older wounds the younger.
+        let acquired = acquire(&mut table, older_id, LockTarget::key("a"), X);
+        assert_eq!(
+            acquired.wounded,
+            vec![Wound {
+                txn: TxnId(younger_id),
+                by: TxnId(older_id)
+            }]
+        );
+        check_invariants(&table);
+    }
 }
 
 #[test]

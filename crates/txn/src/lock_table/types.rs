@@ -29,6 +29,31 @@ impl From<u64> for TxnId {
     }
 }
 
+/// A transaction's wound-wait priority: smaller is older, and older wins.
+///
+/// The start timestamp, ties broken by `tiebreak`: a transaction spanning
+/// groups has the same priority in every group (its global id breaks the
+/// tie), so every group orders two of them alike and no cycle of waits can
+/// form across groups. A transaction of one group has `tiebreak` 0; two
+/// with equal priorities are ordered by their [`TxnId`] in the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Priority {
+    /// The transaction's start timestamp.
+    pub start_ts: Timestamp,
+    /// Breaks ties between equal start timestamps.
+    pub tiebreak: u128,
+}
+
+impl From<Timestamp> for Priority {
+    /// The priority of a transaction of one group.
+    fn from(start_ts: Timestamp) -> Self {
+        Priority {
+            start_ts,
+            tiebreak: 0,
+        }
+    }
+}
+
 /// A lock mode. Ordered by strength: `Shared < Exclusive`.
 ///
 /// Compatibility matrix (a request conflicts with a lock of another
@@ -327,8 +352,8 @@ impl Acquired {
 /// A transaction as the lock table sees it, from [`LockTable::txn`](super::LockTable::txn).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnInfo {
-    /// Its start timestamp: its priority, smaller is older.
-    pub start_ts: Timestamp,
+    /// Its priority: smaller is older.
+    pub priority: Priority,
     /// Whether it is prepared (past the point of no return; never wounded).
     pub prepared: bool,
     /// The older transaction that wounded it, if one did.
