@@ -19,7 +19,8 @@ use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
 use meridian_server::group::{
-    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_MAX_RANGE_BYTES,
+    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_MAX_LOG_BYTES,
+    DEFAULT_MAX_RANGE_BYTES,
 };
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
 use meridian_server::local::{OffExecutor, TokioSleeper};
@@ -73,6 +74,12 @@ pub struct StartArgs {
     /// by the leader of its group (0: never).
     #[arg(long, default_value_t = DEFAULT_MAX_RANGE_BYTES >> 20)]
     max_range_mib: u64,
+    /// The memory each replica's log may take, in MiB: past it the log is
+    /// truncated, keeping the newest half for replicas a little behind
+    /// (one further behind is sent a snapshot).
+    #[arg(long, default_value_t = (DEFAULT_MAX_LOG_BYTES >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_log_mib: u64,
 }
 
 /// Options of `meridian init`.
@@ -113,6 +120,7 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         election_timeout: Duration::from_millis(args.election_timeout_ms),
         gc_retention: Duration::from_secs(args.gc_retention_secs.max(1)),
         max_range_bytes: args.max_range_mib << 20,
+        max_log_bytes: (args.max_log_mib << 20) as usize,
         ..ReplicationOptions::default()
     };
     let clock = Arc::new(SystemClock::new(epsilon));
