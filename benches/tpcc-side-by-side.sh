@@ -3,8 +3,9 @@
 # replicas in one process) and a cluster of three `meridian start` processes,
 # loaded with the same warehouses and run with the same connections and
 # duration by the same driver (`meridian bench tpcc`). Prints one table:
-# tpmC, New-Order p50/p99, retries, peak resident memory, and the ratio
-# Meridian / PostgreSQL.
+# tpmC, New-Order p50/p99, retries, peak resident memory (Meridian's during
+# the load and, separately, during the run; PostgreSQL's over both), and the
+# ratio Meridian / PostgreSQL.
 #
 # Usage:  benches/tpcc-side-by-side.sh
 # Environment:
@@ -72,6 +73,19 @@ peak_mib() {
     awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
+# The peaks of the processes given, as "a/b/c".
+peaks() {
+    local pid
+    for pid in "$@"; do peak_mib "$pid"; echo; done | paste -sd/
+}
+
+# Resets the peak of the processes given to their current resident memory
+# (Linux clear_refs), so that the next peak_mib is the run's, not the load's.
+reset_peaks() {
+    local pid
+    for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
+}
+
 # Waits until the SQL endpoint at $1 answers.
 wait_sql() {
     for _ in $(seq 1 300); do
@@ -83,16 +97,27 @@ wait_sql() {
 }
 
 # Runs the benchmark against URL $2, output in $TMP/$1.out; more arguments
-# go to the loader (`--partition`).
+# go to the loader (`--partition`). The peak memory of the processes in
+# WATCH is taken after the load (LOAD_MEM) and reset, so that the one taken
+# after the run is the run's own.
+declare -A LOAD_MEM
+WATCH=()
 drive() {
     local name="$1" url="$2"
     shift 2
     log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s after ${RAMP}s of ramp-up with $CONNECTIONS connections"
     # A failed run (or consistency check) is reported, and the others still run.
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
+        --connections "$CONNECTIONS" --load "$@" 2>&1 \
+        | tee "$TMP/$name.out" || log "$name: the load failed (exit status ${PIPESTATUS[0]})"
+    if [ "${#WATCH[@]}" -gt 0 ]; then
+        LOAD_MEM[$name]="$(peaks "${WATCH[@]}")"
+        reset_peaks "${WATCH[@]}"
+    fi
+    "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
         --connections "$CONNECTIONS" --duration "$DURATION" --ramp-up "$RAMP" \
-        --mode throughput "$@" 2>&1 \
-        | tee "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
+        --mode throughput --run --check 2>&1 \
+        | tee -a "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
 }
 
 # What the Meridian loads add.
@@ -217,27 +242,30 @@ for system in $SYSTEMS; do
         postgres)
             start_postgres
             sample_postgres_peak & SAMPLER=$!
+            WATCH=()
             drive postgres "$URL"
             kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
             MEM[postgres]="$(cat "$TMP/pg.peak" 2>/dev/null || postgres_peak)"
             stop_postgres ;;
         demo)
-            start_demo; drive demo "$URL" $(meridian_args); MEM[demo]="$(peak_mib "$DEMO_PID")"
+            start_demo; WATCH=("$DEMO_PID")
+            drive demo "$URL" $(meridian_args); MEM[demo]="$(peaks "$DEMO_PID")"
             stop_pids "$DEMO_PID" ;;
         cluster)
             start_cluster
             if [ "$KILL" = 1 ]; then kill_and_restart_node_2 & KILLER=$!; fi
+            WATCH=("${CLUSTER_PIDS[@]}")
             drive cluster "$URL" $(meridian_args)
             if [ "$KILL" = 1 ]; then wait "$KILLER" || true; adopt_node_2; fi
-            MEM[cluster]="$(for p in "${CLUSTER_PIDS[@]}"; do peak_mib "$p"; echo; done | paste -sd/)"
+            MEM[cluster]="$(peaks "${CLUSTER_PIDS[@]}")"
             stop_pids "${CLUSTER_PIDS[@]}" ;;
         *) log "unknown system $system"; exit 2 ;;
     esac
 done
 
 pg_tpmc="$(field postgres '^tpmC' || true)"
-printf '\n%-10s %10s %12s %12s %10s %12s %14s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" retries \
-    "cross-group" "peak RSS MiB" "vs PG"
+printf '\n%-10s %10s %12s %12s %10s %12s %16s %16s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" \
+    retries "cross-group" "load peak MiB" "run peak MiB" "vs PG"
 for system in $SYSTEMS; do
     tpmc="$(field "$system" '^tpmC')"
     p50="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $3}')"
@@ -248,6 +276,6 @@ for system in $SYSTEMS; do
     if [ -n "$pg_tpmc" ] && [ -n "$tpmc" ] && [ "$system" != postgres ]; then
         ratio="$(awk -v a="$tpmc" -v b="$pg_tpmc" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
     fi
-    printf '%-10s %10s %12s %12s %10s %12s %14s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" "${p99:-?}" \
-        "${retries:-?}" "${cross:--}" "${MEM[$system]:-?}" "$ratio"
+    printf '%-10s %10s %12s %12s %10s %12s %16s %16s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" \
+        "${p99:-?}" "${retries:-?}" "${cross:--}" "${LOAD_MEM[$system]:--}" "${MEM[$system]:-?}" "$ratio"
 done

@@ -39,6 +39,12 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// mimalloc rather than the system allocator: under TPC-C, glibc's malloc
+/// took a fifth of the demo's CPU samples (`benches/tpcc-profile.sh`, see
+/// docs/benchmarks.md) and fragmented its memory across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
