@@ -69,7 +69,18 @@ impl Replica {
             Ok(())
         };
         match &env.message {
-            Message::Prepare { ballot, .. } | Message::Heartbeat { ballot, .. } => {
+            Message::Prepare {
+                ballot, handover, ..
+            } => {
+                leader_ballot(ballot)?;
+                match handover {
+                    Some(h) if h >= ballot || h.round == 0 => {
+                        Err(RejectReason::ImpossibleBallot(*h))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Message::Heartbeat { ballot, .. } | Message::TimeoutNow { ballot } => {
                 leader_ballot(ballot)
             }
             Message::Accept {
@@ -146,7 +157,12 @@ impl Replica {
         message: Message,
     ) -> std::result::Result<(), RejectReason> {
         match message {
-            Message::Prepare { ballot, commit } => self.on_prepare(from, ballot, commit),
+            Message::Prepare {
+                ballot,
+                commit,
+                handover,
+            } => self.on_prepare(from, ballot, commit, handover),
+            Message::TimeoutNow { ballot } => self.on_timeout_now(ballot),
             Message::Accept {
                 ballot,
                 entries,
@@ -208,10 +224,11 @@ impl Replica {
             Message::HeartbeatAck {
                 ballot,
                 lease_round,
-                ..
+                commit,
             } => match &mut self.role {
                 Role::Leader(l) if l.ballot == ballot => {
-                    l.on_lease_ack(&self.core, from, lease_round);
+                    l.on_lease_ack(&self.core, from, lease_round, commit);
+                    self.hand_over_if_ready();
                     Ok(())
                 }
                 _ => Err(self.stale(ballot)),
@@ -272,12 +289,22 @@ impl Replica {
         from: NodeId,
         ballot: Ballot,
         commit: Slot,
+        handover: Option<Ballot>,
     ) -> std::result::Result<(), RejectReason> {
         self.core.highest_round = self.core.highest_round.max(ballot.round);
         if ballot < self.core.promised {
             return Err(self.refuse_stale(from, ballot));
         }
-        if let Some(grant) = self.core.grant_blocks(from) {
+        // A grant held by a leader that handed its leadership to the
+        // candidate protects nothing: that leader gave its lease up before
+        // it sent the TimeoutNow. Our promise still being its ballot shows
+        // the grant is from that leadership (a later one of the same node
+        // would have raised the promise), and a node never leads again in a
+        // ballot it handed over.
+        let handed_over = |grant: &Grant| {
+            handover.is_some_and(|h| grant.holder == Some(h.node) && self.core.promised == h)
+        };
+        if let Some(grant) = self.core.grant_blocks(from).filter(|g| !handed_over(g)) {
             // Wait out the lease: answer, change nothing.
             let remaining = grant.until - self.core.now;
             self.core.send(
@@ -406,6 +433,25 @@ impl Replica {
             }
             _ => {}
         }
+    }
+
+    /// The leader of `ballot` handed its leadership to us: campaign now,
+    /// naming its ballot so that its acceptors' grants do not stop us.
+    fn on_timeout_now(&mut self, ballot: Ballot) -> std::result::Result<(), RejectReason> {
+        if ballot < self.core.promised {
+            return Err(RejectReason::StaleBallot {
+                ballot,
+                current: self.core.promised,
+            });
+        }
+        if matches!(self.role, Role::Leader(_)) {
+            return Err(RejectReason::NotApplicable("already leading"));
+        }
+        if !self.core.is_voter() {
+            return Err(RejectReason::NotApplicable("not a voter"));
+        }
+        self.start_campaign(Some(ballot));
+        Ok(())
     }
 
     // ---- Catch-up (every role) ----

@@ -47,11 +47,14 @@ pub(crate) struct Candidate {
     pub(crate) retry_at: Nanos,
     /// When the earliest lease that refused us runs out: ask again then.
     pub(crate) lease_retry: Option<Nanos>,
+    /// The ballot of the leader that handed its leadership to us, if one did.
+    handover: Option<Ballot>,
 }
 
 impl Candidate {
-    /// A candidate for `ballot`.
-    pub(crate) fn new(ballot: Ballot, core: &Core) -> Self {
+    /// A candidate for `ballot`, handed the leadership by the leader of
+    /// `handover` if that is `Some`.
+    pub(crate) fn new(ballot: Ballot, handover: Option<Ballot>, core: &Core) -> Self {
         Candidate {
             ballot,
             prepare_commit: core.log.commit,
@@ -59,6 +62,7 @@ impl Candidate {
             discovered: Vec::new(),
             retry_at: core.now,
             lease_retry: None,
+            handover,
         }
     }
 
@@ -93,6 +97,7 @@ impl Candidate {
                 let prepare = Message::Prepare {
                     ballot: self.ballot,
                     commit: self.prepare_commit,
+                    handover: self.handover,
                 };
                 core.send(node, prepare);
             }

@@ -93,6 +93,24 @@ pub(crate) struct Leader {
     /// `next_slot` at the previous heartbeat: only slots proposed before it
     /// are retransmitted (younger ones may simply not be acknowledged yet).
     retransmit_below: Slot,
+    /// The commit index each acceptor reported in its latest heartbeat
+    /// acknowledgement.
+    acked_commit: BTreeMap<NodeId, Slot>,
+    /// A hand-over of the leadership in progress.
+    pub(crate) handover: Option<Handover>,
+}
+
+/// A leader handing its leadership to another voter
+/// ([`crate::Replica::transfer_leadership`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handover {
+    /// The voter to hand over to.
+    pub(crate) target: NodeId,
+    /// When to give up (local time) and lead on.
+    pub(crate) deadline: Nanos,
+    /// The lease round of the heartbeat sent when it began: the target's
+    /// answer to it (or a later one) shows it is up and caught up now.
+    pub(crate) round: u64,
 }
 
 impl Leader {
@@ -119,6 +137,8 @@ impl Leader {
             pending: VecDeque::new(),
             heartbeat_at: core.now,
             retransmit_below: 0,
+            acked_commit: BTreeMap::new(),
+            handover: None,
         };
         let mut batch = Vec::new();
         for slot in core.log.commit + 1..=end {
@@ -230,6 +250,32 @@ impl Leader {
         );
     }
 
+    /// Sends a heartbeat (a new lease round) now and returns its round.
+    pub(crate) fn heartbeat_now(&mut self, core: &mut Core) -> u64 {
+        self.heartbeat_at = core.now;
+        self.tick(core);
+        self.lease.next_round
+    }
+
+    /// Whether the leadership can be handed over now: every slot proposed
+    /// is chosen, nothing waits for a slot, and the target answered a
+    /// heartbeat of the hand-over (it is up) having committed every slot (so
+    /// its phase 1 recovers nothing and needs no snapshot).
+    pub(crate) fn ready_to_hand_over(&self, core: &Core, handover: &Handover) -> bool {
+        let target = handover.target;
+        self.pending.is_empty()
+            && core.log.commit + 1 == self.next_slot
+            && self
+                .lease
+                .acked
+                .get(&target)
+                .is_some_and(|&round| round >= handover.round)
+            && self
+                .acked_commit
+                .get(&target)
+                .is_some_and(|&c| c >= core.log.commit)
+    }
+
     /// Whether a membership change waits in the proposal queue.
     pub(crate) fn config_pending(&self) -> bool {
         self.pending
@@ -308,8 +354,11 @@ impl Leader {
         }
     }
 
-    /// `from` granted lease round `round`.
-    pub(crate) fn on_lease_ack(&mut self, core: &Core, from: NodeId, round: u64) {
+    /// `from` granted lease round `round`, and has committed through
+    /// `commit`.
+    pub(crate) fn on_lease_ack(&mut self, core: &Core, from: NodeId, round: u64, commit: Slot) {
+        let acked = self.acked_commit.entry(from).or_insert(0);
+        *acked = (*acked).max(commit);
         self.lease.ack(from, round);
         self.lease
             .recompute(&core.active_configs(), core.cfg.leader_lease());

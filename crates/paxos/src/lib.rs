@@ -124,6 +124,36 @@
 //! lease, without any clock of its own being trusted. The simulator checks
 //! the invariant in true time, with clocks drifting up to the bound.
 //!
+//! # Leader hand-over
+//!
+//! Waiting a lease out is right when a leader dies, but slow (a whole
+//! `lease_duration`) when a live leader should move, e.g. to balance load.
+//! [`Replica::transfer_leadership`] hands the leadership to another voter
+//! `T` without that wait:
+//!
+//! 1. the leader stops taking proposals and heartbeats at once (a new lease
+//!    round);
+//! 2. once every slot it proposed is chosen and `T` answered that round
+//!    having committed them all, the leader **steps down** (its lease ends
+//!    then, on its own clock, and it never leads in that ballot `b` again)
+//!    and only then sends `T` a `TimeoutNow(b)`;
+//! 3. `T` campaigns at once, its prepares naming `b` (`handover`). An
+//!    acceptor whose grant is held by `b`'s node and whose promise is still
+//!    `b` promises although the grant runs: the lease it protects is over.
+//!    Any other grant still blocks.
+//!
+//! If that does not complete within one `election_timeout`, the leader
+//! leads on (it still holds its lease, having sent nothing). A lost
+//! `TimeoutNow` costs an election: the old leader is the only node its
+//! grants let campaign, after its election timeout.
+//!
+//! *Why the invariant holds.* Step (3) of the argument above changes only
+//! for the promises made on a hand-over. The leases of `b` ended when the
+//! leader stepped down, before `T`'s prepares existed. A grant the acceptor
+//! made in a later ballot `b' > b` of the same node raised its promise to
+//! `b'`, so it is not overridden; and a later leadership needs a majority
+//! of promises and grants like any other.
+//!
 //! # Catch-up and snapshots
 //!
 //! A replica that lacks chosen entries (it missed accepts, restarted, or was
@@ -171,9 +201,9 @@
 //!
 //! # Left out
 //!
-//! Leader transfer, read-only replicas (learners that never vote), flow
-//! control beyond [`Config::max_inflight`], and streaming of large snapshots
-//! in chunks: a snapshot travels as one message.
+//! Read-only replicas (learners that never vote), flow control beyond
+//! [`Config::max_inflight`], and streaming of large snapshots in chunks: a
+//! snapshot travels as one message.
 
 mod acceptor;
 mod candidate;

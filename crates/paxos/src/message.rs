@@ -39,6 +39,12 @@ pub enum Message {
         ballot: Ballot,
         /// The candidate's commit index: it needs nothing at or below it.
         commit: Slot,
+        /// The ballot of the leader that handed its leadership to the
+        /// candidate ([`Message::TimeoutNow`]), if it did: an acceptor whose
+        /// lease grant is held by that leader, and whose promise is that
+        /// ballot, promises despite the grant (the leader gave its lease up
+        /// before it handed over).
+        handover: Option<Ballot>,
     },
     /// Phase 1b: the promise, with everything accepted above the requested
     /// commit index.
@@ -109,6 +115,14 @@ pub enum Message {
         /// The acceptor's commit index.
         commit: Slot,
     },
+    /// A leader hands its leadership to the addressee: it stepped down in
+    /// `ballot`, having given up its lease, once every slot it had proposed
+    /// was chosen and the addressee knew it. The addressee campaigns at once,
+    /// naming `ballot` in its prepares (see [`Message::Prepare`]).
+    TimeoutNow {
+        /// The ballot the sender led with.
+        ballot: Ballot,
+    },
     /// A lagging replica asks for the chosen entries from slot `from` on.
     CatchUpRequest {
         /// The first slot the requester lacks.
@@ -141,6 +155,7 @@ impl Message {
             Message::Accepted { .. } => "accepted",
             Message::Heartbeat { .. } => "heartbeat",
             Message::HeartbeatAck { .. } => "heartbeat-ack",
+            Message::TimeoutNow { .. } => "timeout-now",
             Message::CatchUpRequest { .. } => "catch-up-request",
             Message::CatchUp { .. } => "catch-up",
             Message::InstallSnapshot { .. } => "install-snapshot",
@@ -155,7 +170,17 @@ impl fmt::Display for Message {
             format!("[{}]", list.join(" "))
         }
         match self {
-            Message::Prepare { ballot, commit } => write!(f, "prepare b={ballot} commit={commit}"),
+            Message::Prepare {
+                ballot,
+                commit,
+                handover,
+            } => {
+                write!(f, "prepare b={ballot} commit={commit}")?;
+                match handover {
+                    Some(h) => write!(f, " handover={h}"),
+                    None => Ok(()),
+                }
+            }
             Message::Promise {
                 ballot,
                 commit,
@@ -217,6 +242,7 @@ impl fmt::Display for Message {
                     "heartbeat-ack b={ballot} lease#{lease_round} commit={commit}"
                 )
             }
+            Message::TimeoutNow { ballot } => write!(f, "timeout-now b={ballot}"),
             Message::CatchUpRequest { from } => write!(f, "catch-up-request from={from}"),
             Message::CatchUp { entries: e, commit } => {
                 write!(f, "catch-up commit={commit} {}", entries(e))

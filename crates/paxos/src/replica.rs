@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use crate::candidate::Candidate;
 use crate::codec;
 use crate::config::Config;
-use crate::leader::Leader;
+use crate::leader::{Handover, Leader};
 use crate::log::Log;
 use crate::message::{Envelope, Message, RejectReason, Rejection};
 use crate::ready::{Lease, LeaseUpdate, Output, Ready};
@@ -516,14 +516,92 @@ impl Replica {
                     c.send_prepares(&mut self.core);
                 }
             }
-            Role::Leader(l) => l.tick(&mut self.core),
+            Role::Leader(l) => {
+                if l.handover.is_some_and(|h| now >= h.deadline) {
+                    // The target did not catch up in time: lead on.
+                    l.handover = None;
+                }
+                l.tick(&mut self.core);
+                self.hand_over_if_ready();
+            }
         }
         self.drain_local();
     }
 
     /// Starts phase 1 with a ballot above every ballot seen. Called by the
-    /// election timer; public so a driver (or test) can hand leadership here.
+    /// election timer; public so a driver (or test) can start an election
+    /// here (it waits out any other leader's lease: to move the leadership
+    /// without waiting, the leader calls [`Replica::transfer_leadership`]).
     pub fn campaign(&mut self) {
+        self.start_campaign(None);
+    }
+
+    /// Hands the leadership to the voter `target` (leader only, inside its
+    /// lease): the leader stops taking proposals, waits until every slot it
+    /// proposed is chosen and `target` has committed them (it heartbeats at
+    /// once to learn it), then gives its lease up, steps down and sends
+    /// `target` a `TimeoutNow`, on which `target` campaigns at once and is
+    /// promised despite the leader's lease grants (see the crate docs,
+    /// *Leader hand-over*). If that does not happen within one
+    /// `election_timeout` the leader leads on. Refused while a membership
+    /// change is in flight, or if `target` is not a voter or is this node.
+    pub fn transfer_leadership(&mut self, now: Nanos, target: NodeId) -> Result<()> {
+        self.core.now = self.core.now.max(now);
+        let now = self.core.now;
+        let me = self.core.cfg.id;
+        let is_target_voter = self.core.log.committed_config().1.contains(target);
+        let config_open = self.core.log.open_configs().next().is_some();
+        let Role::Leader(leader) = &mut self.role else {
+            return Err(self.not_leader());
+        };
+        if leader.lease_at(now).is_none() {
+            return Err(Error::Aborted(
+                "paxos: the leader's lease is not valid; try again".into(),
+            ));
+        }
+        if target == me || !is_target_voter {
+            return Err(Error::InvalidInput(format!(
+                "paxos: cannot hand the leadership to node {target}: not another voter"
+            )));
+        }
+        if config_open || leader.config_pending() {
+            return Err(Error::Aborted(
+                "paxos: a membership change is in flight; try again".into(),
+            ));
+        }
+        let round = leader.heartbeat_now(&mut self.core);
+        leader.handover = Some(Handover {
+            target,
+            deadline: now.saturating_add(self.core.cfg.election_timeout),
+            round,
+        });
+        self.hand_over_if_ready();
+        self.drain_local();
+        Ok(())
+    }
+
+    /// Completes a hand-over whose conditions hold: the leader gives up its
+    /// lease by stepping down, then tells the target.
+    pub(crate) fn hand_over_if_ready(&mut self) {
+        let Role::Leader(leader) = &self.role else {
+            return;
+        };
+        let Some(handover) = leader.handover else {
+            return;
+        };
+        if !leader.ready_to_hand_over(&self.core, &handover) {
+            return;
+        }
+        let ballot = leader.ballot;
+        self.set_role(Role::Follower(Some(handover.target)));
+        self.core.reset_election_timer();
+        self.core
+            .send(handover.target, Message::TimeoutNow { ballot });
+    }
+
+    /// Starts phase 1 with a ballot above every ballot seen, handed the
+    /// leadership by the leader of `handover` if that is `Some`.
+    pub(crate) fn start_campaign(&mut self, handover: Option<Ballot>) {
         self.core.reset_election_timer();
         if !self.core.is_voter() {
             self.set_role(Role::Follower(None));
@@ -532,7 +610,7 @@ impl Replica {
         let round = self.core.highest_round.max(self.core.promised.round) + 1;
         let ballot = Ballot::new(round, self.core.cfg.id);
         self.core.highest_round = round;
-        let mut candidate = Candidate::new(ballot, &self.core);
+        let mut candidate = Candidate::new(ballot, handover, &self.core);
         candidate.send_prepares(&mut self.core);
         self.set_role(Role::Candidate(candidate));
         self.drain_local();
@@ -576,6 +654,12 @@ impl Replica {
     fn propose_value(&mut self, value: Value) -> Result<()> {
         let now = self.core.now;
         match &mut self.role {
+            Role::Leader(leader) if leader.handover.is_some() => {
+                let target = leader.handover.map_or(0, |h| h.target);
+                Err(Error::Aborted(format!(
+                    "paxos: handing the leadership to node {target}; try node {target}"
+                )))
+            }
             Role::Leader(leader) if leader.lease_at(now).is_some() => {
                 leader.pending.push_back(value);
                 Ok(())
@@ -640,8 +724,17 @@ impl Replica {
     /// machine's `data` as applied through `index`: at least the log's
     /// snapshot index (the slots `to` lacks) and at most the applied index
     /// (chosen and known here). The membership goes with it.
+    ///
+    /// A snapshot below the log's snapshot index is not sent, and that is
+    /// not an error: a snapshot this replica received was installed after
+    /// the Ready that asked (the driver may step messages while it
+    /// persists), so its state machine is behind until it installs that one
+    /// too. `to` asks again.
     pub fn send_snapshot(&mut self, to: NodeId, index: Slot, data: Vec<u8>) -> Result<()> {
-        if index > self.core.applied || index < self.core.log.snapshot.index {
+        if index < self.core.log.snapshot.index && index <= self.core.applied {
+            return Ok(());
+        }
+        if index > self.core.applied {
             return Err(Error::InvalidInput(format!(
                 "paxos: cannot send a snapshot at {index}: applied {}, snapshot {}",
                 self.core.applied, self.core.log.snapshot.index
@@ -798,10 +891,13 @@ impl Replica {
             Role::Follower(None) => "follower".to_string(),
             Role::Candidate(cand) => format!("candidate b={}", cand.ballot),
             Role::Leader(l) => format!(
-                "leader b={} next={} pending={}",
+                "leader b={} next={} pending={}{}",
                 l.ballot,
                 l.next_slot(),
-                l.pending.len()
+                l.pending.len(),
+                l.handover
+                    .map(|h| format!(" handing-over-to={}", h.target))
+                    .unwrap_or_default()
             ),
         };
         let _ = write!(

@@ -455,6 +455,16 @@ impl goldenscript::Runner for Runner {
                 replica.campaign();
                 h.process(id);
             }
+            "transfer" => {
+                let id = parse_node(args.next_pos())?;
+                let target = key(&mut args, "to")?.ok_or("to= expected")?;
+                args.reject_next()?;
+                let now = h.nanos();
+                if let Err(e) = h.replica(id)?.transfer_leadership(now, target) {
+                    let _ = writeln!(h.out, "n{id} refused: {e}");
+                }
+                h.process(id);
+            }
             "deliver" => {
                 let from = key(&mut args, "from")?;
                 let to = key(&mut args, "to")?;
@@ -632,6 +642,7 @@ scripts!(
     bad_input,
     catch_up,
     election,
+    leader_handover,
     leader_isolation,
     lease_expiry,
     membership_change,

@@ -77,10 +77,15 @@ fn run_seeds(name: &str, cfg: &SimConfig, default_count: u64) {
     }
 }
 
-/// The main run: 3 voters and 2 spares, every fault, membership changes.
+/// The main run: 3 voters and 2 spares, every fault, membership changes,
+/// leadership hand-overs.
 #[test]
 fn chaos() {
-    run_seeds("chaos", &SimConfig::default(), 2000);
+    let cfg = SimConfig {
+        handover: 0.1,
+        ..SimConfig::default()
+    };
+    run_seeds("chaos", &cfg, 2000);
 }
 
 /// Five voters, a lossier network, no spares.
@@ -125,6 +130,26 @@ fn a_calm_group_makes_progress() {
     assert!(stats.writes > 150, "{stats:?}");
     assert!(stats.reads > 150, "{stats:?}");
     assert_eq!(stats.leases, 1, "one leadership: {stats:?}");
+}
+
+/// Leaders asked to hand over, and nothing else going wrong: each hand-over
+/// completes without waiting out a lease, and the group keeps committing.
+#[test]
+fn a_calm_group_hands_its_leadership_over() {
+    let cfg = SimConfig {
+        loss: 0.0,
+        duplicate: 0.0,
+        corrupt: 0.0,
+        handover: 1.0,
+        fault_interval: 400 * meridian_paxos::MILLI,
+        crash_mid_promise: 0.0,
+        ..SimConfig::default()
+    };
+    let stats = sim::run(1, &cfg).expect("a calm run passes");
+    assert!(stats.handovers >= 10, "{stats:?}");
+    assert!(stats.leases > stats.handovers, "{stats:?}");
+    assert!(stats.writes > 150, "{stats:?}");
+    assert!(stats.reads > 150, "{stats:?}");
 }
 
 /// The checkers can fail: clocks drifting far beyond the bound the

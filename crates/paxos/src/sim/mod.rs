@@ -19,6 +19,8 @@
 //!   writes go through the log, reads are lease reads at the leader;
 //! - **membership**: voters are added (from spare nodes that start empty)
 //!   and removed while all this goes on;
+//! - **hand-overs**: leaders are asked to hand their leadership to another
+//!   voter ([`Replica::transfer_leadership`]);
 //! - **snapshots**: nodes snapshot their state machine and truncate the log
 //!   at random, so lagging nodes install snapshots.
 //!
@@ -83,7 +85,11 @@ pub struct SimConfig {
     /// The share of faults that cut the leader off (on top of the usual
     /// mix, where it is one kind of 13).
     pub isolate_leader: f64,
-    /// Mean time between faults (crash, partition, heal, membership change).
+    /// The share of faults that hand the leadership to another voter (on
+    /// top of the usual mix, where it is one kind of 14).
+    pub handover: f64,
+    /// Mean time between faults (crash, partition, heal, membership change,
+    /// leadership hand-over).
     pub fault_interval: Nanos,
     /// Probability of crashing a node while it persists a higher promise.
     pub crash_mid_promise: f64,
@@ -122,6 +128,7 @@ impl Default for SimConfig {
             assumed_drift_ppm: 50_000,
             extreme_drift: false,
             isolate_leader: 0.0,
+            handover: 0.0,
             fault_interval: 700 * MILLI,
             crash_mid_promise: 0.05,
             membership_changes: true,
@@ -147,7 +154,8 @@ impl SimConfig {
             delay: (MILLI / 10, 2 * MILLI),
             disk: (MILLI / 20, MILLI / 2),
             extreme_drift: true,
-            isolate_leader: 0.5,
+            isolate_leader: 0.4,
+            handover: 0.3,
             fault_interval: 400 * MILLI,
             clients: 2,
             membership_changes: false,
@@ -180,6 +188,8 @@ pub struct Stats {
     pub membership_changes: u64,
     /// Leaderships that held a lease.
     pub leases: u64,
+    /// Leaderships handed over (`TimeoutNow` sent).
+    pub handovers: u64,
     /// The shortest gap between two successive leases of different nodes
     /// (true time, nanoseconds; `u64::MAX` if there was no handover): how
     /// close the run came to a lease overlap.
@@ -752,6 +762,7 @@ impl Sim {
                     *b = (*b).max(*ballot);
                 }
             }
+            Message::TimeoutNow { .. } => self.stats.handovers += 1,
             _ => {}
         }
         if self.blocked.contains(&(env.from, env.to)) || self.rng.random_bool(self.cfg.loss) {

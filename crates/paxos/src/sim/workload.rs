@@ -57,8 +57,10 @@ impl Sim {
             .collect();
         let kind = if self.rng.random_bool(self.cfg.isolate_leader) {
             10
+        } else if self.rng.random_bool(self.cfg.handover) {
+            13
         } else {
-            self.rng.random_range(0..13)
+            self.rng.random_range(0..14)
         };
         match kind {
             0 => crashed.push(pick(&mut self.rng)),
@@ -153,6 +155,7 @@ impl Sim {
                 }
             }
             6 | 7 => self.blocked.clear(),
+            13 => self.hand_over(),
             _ => {
                 if self.cfg.membership_changes {
                     self.change_membership();
@@ -163,6 +166,39 @@ impl Sim {
             self.crash(id);
             let after = self.rng.random_range(20 * MILLI..1500 * MILLI);
             self.schedule(after, Event::Restart(id));
+        }
+    }
+
+    /// Asks every leader to hand its leadership to another voter.
+    pub(super) fn hand_over(&mut self) {
+        let now = self.now;
+        let mut asked = Vec::new();
+        for node in self.nodes.values_mut() {
+            let local = node.clock.local(now);
+            let Some(replica) = node.replica.as_mut() else {
+                continue;
+            };
+            if replica.role() != RoleKind::Leader {
+                continue;
+            }
+            let others: Vec<NodeId> = replica
+                .membership()
+                .voters
+                .iter()
+                .copied()
+                .filter(|&v| v != node.id)
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let target = others[self.rng.random_range(0..others.len())];
+            // Refused while the lease is not valid or a membership change
+            // is in flight: the adversary just tries again later.
+            let _ = replica.transfer_leadership(local, target);
+            asked.push(node.id);
+        }
+        for id in asked {
+            self.pump(id);
         }
     }
 
