@@ -19,8 +19,8 @@ use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
 use meridian_server::group::{
-    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_MAX_LOG_BYTES,
-    DEFAULT_MAX_RANGE_BYTES,
+    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_LEADER_REBALANCE_INTERVAL,
+    DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_RANGE_BYTES,
 };
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
 use meridian_server::local::{OffExecutor, TokioSleeper};
@@ -80,6 +80,11 @@ pub struct StartArgs {
     #[arg(long, default_value_t = (DEFAULT_MAX_LOG_BYTES >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_log_mib: u64,
+    /// How often the node looks whether it leads two or more groups more
+    /// than another live voter and hands one leadership over, in seconds
+    /// (0: never).
+    #[arg(long, default_value_t = DEFAULT_LEADER_REBALANCE_INTERVAL.as_secs())]
+    leader_rebalance_secs: u64,
 }
 
 /// Options of `meridian init`.
@@ -121,6 +126,7 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         gc_retention: Duration::from_secs(args.gc_retention_secs.max(1)),
         max_range_bytes: args.max_range_mib << 20,
         max_log_bytes: (args.max_log_mib << 20) as usize,
+        leader_rebalance_interval: Duration::from_secs(args.leader_rebalance_secs),
         ..ReplicationOptions::default()
     };
     let clock = Arc::new(SystemClock::new(epsilon));

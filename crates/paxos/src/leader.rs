@@ -49,6 +49,16 @@ impl LeaseTracker {
         *acked = (*acked).max(round);
     }
 
+    /// Whether `node` granted a round sent at or after local time `since`.
+    pub(crate) fn answered_since(&self, node: NodeId, since: Nanos) -> bool {
+        let Some(&round) = self.acked.get(&node) else {
+            return false;
+        };
+        self.sent
+            .iter()
+            .any(|&(r, sent)| r == round && sent >= since)
+    }
+
     /// Recomputes the expiry over `configs`.
     pub(crate) fn recompute(&mut self, configs: &[Membership], leader_lease: Nanos) {
         let mut round = u64::MAX;
@@ -248,6 +258,11 @@ impl Leader {
                 commit: core.log.commit,
             },
         );
+    }
+
+    /// Whether `node` answered a heartbeat sent at or after `since`.
+    pub(crate) fn heard_from_since(&self, node: NodeId, since: Nanos) -> bool {
+        self.lease.answered_since(node, since)
     }
 
     /// Sends a heartbeat (a new lease round) now and returns its round.

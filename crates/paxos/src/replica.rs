@@ -463,6 +463,36 @@ impl Replica {
         }
     }
 
+    /// The voter a hand-over is in progress to, on a leader handing over
+    /// ([`Replica::transfer_leadership`]).
+    pub fn handing_over(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(leader) => leader.handover.map(|h| h.target),
+            _ => None,
+        }
+    }
+
+    /// On a leader: the voters of its committed membership that answered a
+    /// heartbeat sent within the last `election_timeout` (itself included),
+    /// i.e. that are up and reachable, as far as it knows. Empty on other
+    /// replicas.
+    pub fn live_voters(&self) -> Vec<NodeId> {
+        let Role::Leader(leader) = &self.role else {
+            return Vec::new();
+        };
+        let me = self.core.cfg.id;
+        let since = self.core.now.saturating_sub(self.core.cfg.election_timeout);
+        self.core
+            .log
+            .committed_config()
+            .1
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v == me || leader.heard_from_since(v, since))
+            .collect()
+    }
+
     /// Whether this replica may serve a linearizable read from its applied
     /// state at local time `now` without a round trip: it leads with a valid
     /// lease and has applied every slot its phase 1 recovered.

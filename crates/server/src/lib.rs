@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod paxos_log;
 pub mod placement;
+pub mod rebalance;
 pub mod route;
 pub mod spans;
 pub mod txn_service;

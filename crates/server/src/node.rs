@@ -257,6 +257,7 @@ impl Node {
         tokio::spawn(collect_garbage(Arc::downgrade(&node)));
         tokio::spawn(crate::placement::keep_fresh(Arc::downgrade(&node)));
         tokio::spawn(crate::placement::split_large_ranges(Arc::downgrade(&node)));
+        tokio::spawn(crate::rebalance::rebalance_leaders(Arc::downgrade(&node)));
         Ok(node)
     }
 

@@ -549,3 +549,113 @@ async fn a_data_directory_of_an_earlier_format_or_of_another_node_is_refused() {
     let err = open(storage, 2).unwrap_err();
     assert!(err.to_string().contains("belongs to node 1"), "{err}");
 }
+
+/// Three nodes with 10 s leases (an election after a leader's death waits
+/// that long) and no automatic rebalancing.
+fn hand_over_options() -> LocalClusterOptions {
+    LocalClusterOptions {
+        replication: ReplicationOptions {
+            lease: Duration::from_secs(10),
+            leader_rebalance_interval: Duration::ZERO,
+            ..ReplicationOptions::fast()
+        },
+        ..options(3)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_hands_over_without_waiting_out_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), hand_over_options()).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let target = if leader == 3 { 1 } else { 3 };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stamps = Vec::new();
+    for i in 0..5 {
+        stamps.push(write(&cluster.engine(leader), i, "before", deadline).await);
+    }
+    // A strong read at the leader: its timestamp counts as issued there.
+    let mut reader = cluster
+        .engine(leader)
+        .begin(TxnMode::ReadOnly(ReadTime::Strong))
+        .await
+        .unwrap();
+    assert!(reader
+        .get(&key(0), LockStrength::Shared)
+        .await
+        .unwrap()
+        .is_some());
+    let read_ts = reader.read_ts().unwrap();
+    reader.commit().await.unwrap();
+
+    let group = cluster.node(leader).group(DATA_GROUP).unwrap();
+    let at_target = cluster.node(target).group(DATA_GROUP).unwrap();
+    // Refused: to itself, to a node that is no voter, by a follower.
+    let refused = group.transfer_leadership(leader).await.unwrap_err();
+    assert!(matches!(refused, Error::InvalidInput(_)), "{refused}");
+    let refused = group.transfer_leadership(9).await.unwrap_err();
+    assert!(matches!(refused, Error::InvalidInput(_)), "{refused}");
+    let refused = at_target.transfer_leadership(leader).await.unwrap_err();
+    assert!(matches!(refused, Error::NotLeader { .. }), "{refused}");
+
+    let began = Instant::now();
+    group.transfer_leadership(target).await.unwrap();
+    let serving = at_target
+        .wait_for(Duration::from_secs(5), |s| s.serving)
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(3), "the hand-over took {took:?}");
+    assert!(!group.status().serving);
+    // The new leader applied the old one's last marker before serving:
+    // its safe time is past everything the old leader issued.
+    assert!(
+        serving.safe_ts >= read_ts,
+        "{} < {read_ts}",
+        serving.safe_ts
+    );
+
+    // Writes go on through both nodes, at increasing timestamps.
+    for i in 5..10 {
+        let via = if i % 2 == 0 { leader } else { target };
+        stamps.push(write(&cluster.engine(via), i, "after", deadline).await);
+    }
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert!(stamps[5] > read_ts);
+    let values = read_all(&cluster.engine(leader), 10).await;
+    for (i, value) in values.iter().enumerate() {
+        let expected: &[u8] = if i < 5 { b"before" } else { b"after" };
+        assert_eq!(value.as_deref(), Some(expected), "key {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_to_an_unreachable_voter_is_abandoned_and_the_leader_leads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), hand_over_options()).await;
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let target = if leader == 3 { 1 } else { 3 };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = write(&cluster.engine(leader), 0, "before", deadline).await;
+    let group = cluster.node(leader).group(DATA_GROUP).unwrap();
+    let ballot = group.status().lease.unwrap().ballot;
+
+    cluster.isolate(target);
+    group.transfer_leadership(target).await.unwrap();
+    // The target never answers: after an election timeout the leader gives
+    // up and leads again, in a new ballot, well before any lease runs out.
+    let began = Instant::now();
+    group
+        .wait_for(Duration::from_secs(5), |s| {
+            s.serving && s.lease.is_some_and(|l| l.ballot != ballot)
+        })
+        .await
+        .unwrap();
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let after = write(&cluster.engine(leader), 1, "after", deadline).await;
+    assert!(after > before);
+    cluster.heal();
+    let values = read_all(&cluster.engine(leader), 2).await;
+    assert_eq!(values[0].as_deref(), Some(&b"before"[..]));
+    assert_eq!(values[1].as_deref(), Some(&b"after"[..]));
+}

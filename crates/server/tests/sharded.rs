@@ -752,3 +752,61 @@ async fn a_range_that_outgrows_its_limit_is_split_by_size() {
     .unwrap();
     assert_eq!(rows, 200);
 }
+
+/// When a node dies the groups it led elect leaders among the others;
+/// when it comes back, the nodes leading more than their share hand
+/// leaderships to it, until every node leads one group again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaderships_are_rebalanced_onto_a_restarted_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 3,
+        groups: GROUPS,
+        replication: ReplicationOptions {
+            leader_rebalance_interval: Duration::from_millis(300),
+            ..ReplicationOptions::fast()
+        },
+        rocks: RocksOptions::default(),
+        durability: Durability::Sync,
+    };
+    let mut cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let leaders = |cluster: &LocalCluster| -> Vec<Option<u64>> {
+        (1..=GROUPS as u64).map(|g| cluster.leader_of(g)).collect()
+    };
+    assert_eq!(leaders(&cluster), vec![Some(1), Some(2), Some(3)]);
+
+    cluster.stop(3);
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert!(leaders(&cluster).iter().all(|l| l.is_some_and(|n| n != 3)));
+
+    cluster.start(3).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = leaders(&cluster);
+        let mut led: Vec<u64> = now.iter().flatten().copied().collect();
+        led.sort_unstable();
+        if led == [1, 2, 3] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leaders still {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // And transactions across the groups go on.
+    let engine = cluster.engine(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = retrying(&engine, deadline, |engine| async move {
+        let mut txn = engine.begin(TxnMode::ReadWrite).await?;
+        for i in 0..3 {
+            txn.put(account(i), 7i64.to_be_bytes().to_vec()).await?;
+        }
+        txn.commit().await
+    })
+    .await
+    .unwrap();
+    assert!(written.is_some());
+}

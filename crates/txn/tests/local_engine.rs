@@ -506,3 +506,159 @@ async fn an_ambiguous_commit_keeps_its_locks_while_the_engine_leads() {
     gated.leading.store(false, Ordering::SeqCst);
     assert!(matches!(read.await.unwrap(), Err(Error::NotLeader { .. })));
 }
+
+/// The error a handed-over engine answers with in these tests.
+fn handed_to_2() -> Error {
+    Error::NotLeader {
+        group: 1,
+        leader: Some(2),
+    }
+}
+
+#[tokio::test]
+async fn a_handed_over_engine_issues_nothing_more_and_its_marker_is_above_all_it_issued() {
+    let (clock, engine) = engine();
+    let s = put(&engine, "k", "1").await;
+    let mut reader = engine.begin(RO).await.unwrap();
+    assert_eq!(reader.get(b"k", S).await.unwrap(), v("1"));
+    let read_ts = reader.read_ts().unwrap();
+    let writer = engine.begin(RW).await.unwrap();
+
+    let (cap, marker) = engine
+        .hand_over(handed_to_2(), Duration::ZERO)
+        .await
+        .unwrap();
+    marker.await.unwrap();
+    assert!(
+        cap > s && cap > read_ts,
+        "cap {cap}, commit {s}, read {read_ts}"
+    );
+
+    // Nothing issues a timestamp any more: not a read, not a commit, not a
+    // safe time marker, not a second hand-over.
+    clock.advance(Duration::from_millis(50));
+    let err = engine.begin(RO).await.err().unwrap();
+    assert_eq!(err, handed_to_2());
+    let mut writer = writer;
+    writer.put(b"k".to_vec(), b"2".to_vec()).await.unwrap();
+    assert_eq!(writer.commit().await.unwrap_err(), handed_to_2());
+    assert!(engine.advance_safe_time().is_none());
+    let again = engine.hand_over(handed_to_2(), Duration::ZERO).await;
+    assert_eq!(again.err().unwrap(), handed_to_2());
+}
+
+/// A replication whose leader's lease ends at a fixed timestamp: read-only
+/// votes carry it as their bound.
+#[derive(Clone)]
+struct Leased {
+    mvcc: Arc<Mvcc<MemoryEngine>>,
+    lease_end: Timestamp,
+}
+
+impl Replication for Leased {
+    fn admit(&self) -> meridian_error::Result<Option<Timestamp>> {
+        Ok(Some(self.lease_end))
+    }
+
+    fn commit(
+        &self,
+        _: TxnId,
+        s: Timestamp,
+        writes: Writes,
+        _: Option<GlobalTxnId>,
+    ) -> CommitFuture {
+        Box::pin(std::future::ready(self.mvcc.write(
+            s,
+            writes,
+            Durability::Sync,
+        )))
+    }
+
+    fn prepare(&self, _: PrepareRecord) -> CommitFuture {
+        unreachable!("only read-only votes here")
+    }
+
+    fn decide(&self, _: &PrepareRecord, _: Outcome) -> CommitFuture {
+        unreachable!("only read-only votes here")
+    }
+
+    fn resolve(&self, _: GlobalTxnId) -> OutcomeFuture {
+        unreachable!("only read-only votes here")
+    }
+}
+
+/// An engine whose lease ends 10 s after its clock's start, with a
+/// read-only vote of transaction `gid` open (it read `k` under a lock).
+async fn engine_with_a_read_only_vote(gid: GlobalTxnId) -> (Timestamp, LocalEngine<MemoryEngine>) {
+    let start = Timestamp::from_nanos(1_700_000_000_000_000_000);
+    let clock = Arc::new(ManualClock::new(start, Duration::from_millis(2)));
+    let replication = Leased {
+        mvcc: Arc::new(Mvcc::new(MemoryEngine::new()).unwrap()),
+        lease_end: start.saturating_add(Duration::from_secs(10)),
+    };
+    let engine = LocalEngine::with_replication(
+        replication.mvcc.clone(),
+        TrueTime::new(clock.clone()),
+        Arc::new(ManualSleeper::new(clock)),
+        LocalConfig::default(),
+        Arc::new(replication.clone()),
+        Timestamp::MIN,
+    );
+    let mut txn = engine.begin(RW).await.unwrap();
+    assert_eq!(txn.get(b"k", S).await.unwrap(), None);
+    let vote = txn.prepare(gid, 2).await.unwrap();
+    assert_eq!(
+        vote,
+        meridian_txn::Vote::ReadOnly {
+            until: Some(replication.lease_end)
+        }
+    );
+    (replication.lease_end, engine)
+}
+
+#[tokio::test]
+async fn a_hand_over_waits_for_open_read_only_votes_and_stays_above_the_undecided() {
+    // Decided while the hand-over waits: the cap owes it nothing.
+    let gid = GlobalTxnId(7);
+    let (lease_end, engine) = engine_with_a_read_only_vote(gid).await;
+    let (handed, decided) = tokio::join!(
+        engine.hand_over(handed_to_2(), Duration::from_millis(100)),
+        engine.decide(gid, Outcome::Committed(lease_end.prev()))
+    );
+    decided.unwrap();
+    let (cap, _) = handed.unwrap();
+    assert!(cap < lease_end, "cap {cap}, lease end {lease_end}");
+
+    // Still open when the wait ends: its coordinator may commit anywhere
+    // below the lease's end, so the cap is above it.
+    let (lease_end, engine) = engine_with_a_read_only_vote(gid).await;
+    let (cap, _) = engine
+        .hand_over(handed_to_2(), Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(cap >= lease_end, "cap {cap}, lease end {lease_end}");
+
+    // And nothing is read under locks after the hand-over: the next
+    // leader knows nothing of this engine's locks.
+    let mut late = engine.begin(RW).await.unwrap();
+    assert_eq!(late.get(b"j", S).await.unwrap_err(), handed_to_2());
+    // Nor is a vote given.
+    let idle = engine.begin(RW).await.unwrap();
+    let refused = idle.prepare(GlobalTxnId(8), 2).await;
+    assert_eq!(refused.unwrap_err(), handed_to_2());
+}
+
+/// A transaction that only read under locks commits by releasing them; if
+/// the leader lost its lease meanwhile, another leader may have written
+/// under those locks, so the commit fails (retryably) instead.
+#[tokio::test(start_paused = true)]
+async fn a_reading_transaction_fails_to_commit_once_its_leader_lost_the_lease() {
+    let gated = Gated::new();
+    let engine = gated.engine();
+    let mut reader = engine.begin(RW).await.unwrap();
+    assert_eq!(reader.get(b"k", S).await.unwrap(), v("0"));
+    gated.leading.store(false, Ordering::SeqCst);
+    let err = reader.commit().await.unwrap_err();
+    assert!(matches!(err, Error::NotLeader { .. }), "{err}");
+    assert!(err.is_retryable());
+}

@@ -36,7 +36,11 @@
 //! crashes cannot cancel a leader's work halfway.
 //!
 //! **Faults** ([`Faults`]), all seeded: leader failover of a random group at
-//! random times (often in the middle of two-phase commit); a log entry lost
+//! random times (often in the middle of two-phase commit); leadership
+//! hand-overs (the leader's engine stops, waits a little for its read-only
+//! votes and logs a marker above everything it issued,
+//! [`LocalEngine::hand_over`]; the next leader is elected at once, without
+//! waiting for the old lease, its timestamps above the marker); a log entry lost
 //! with its leader (the leader is deposed, the entry never happened, the
 //! caller hears "ambiguous"); decide messages dropped; a gateway crashing
 //! just before the coordinator's commit, or while announcing the outcome;
@@ -136,6 +140,8 @@ const FINAL_READ: u64 = 999_999;
 struct Faults {
     /// Mean time between leader failovers (`None`: no failovers).
     failover_every: Option<Duration>,
+    /// Mean time between leadership hand-overs (`None`: none).
+    handover_every: Option<Duration>,
     /// The longest an election takes once the old lease has ended.
     max_election: Duration,
     /// Probability that a log append is lost along with its leader.
@@ -163,6 +169,7 @@ impl Faults {
     fn all() -> Self {
         Faults {
             failover_every: Some(Duration::from_millis(25)),
+            handover_every: Some(Duration::from_millis(50)),
             max_election: Duration::from_millis(5),
             lost_entry: 0.01,
             drop_decide: 0.1,
@@ -180,6 +187,8 @@ impl Faults {
 struct Stats {
     /// Leaders deposed by the fault loop.
     failovers: u64,
+    /// Leaderships handed over (the new leader elected at once).
+    handovers: u64,
     /// Log entries lost with their leader.
     lost_entries: u64,
     /// Appends whose leader was deposed before they were known chosen.
@@ -214,6 +223,8 @@ struct Shared {
     faults: Faults,
     /// Faults are injected only while this is set (cleared to heal).
     faults_on: AtomicBool,
+    /// Hand-overs under way (the cluster has not settled while one is).
+    handing_over: AtomicU64,
     /// Counters.
     stats: Mutex<Stats>,
 }
@@ -295,6 +306,10 @@ struct Log {
     outcomes: HashMap<GlobalTxnId, Outcome>,
     /// The largest commit or prepare timestamp logged.
     max_ts: Timestamp,
+    /// Whether the deposed leader handed its leadership over (capped what
+    /// it issued with a marker in the log): the next leader need not wait
+    /// for its lease to end.
+    handed_over: bool,
 }
 
 impl Log {
@@ -476,6 +491,7 @@ impl Sim {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             faults,
             faults_on: AtomicBool::new(true),
+            handing_over: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
         });
         let map = RangeMap::new(
@@ -510,6 +526,7 @@ impl Sim {
                     prepared: BTreeMap::new(),
                     outcomes: HashMap::new(),
                     max_ts: loaded,
+                    handed_over: false,
                 };
                 let group = Group {
                     id,
@@ -555,10 +572,16 @@ impl Sim {
     fn elect(&self, group: &Group) -> std::result::Result<(), String> {
         let mut log = group.log.lock().expect("log poisoned");
         let truth = self.shared.truth();
-        if log.leader_up || truth < log.elect_at || truth <= log.lease_end {
+        if log.leader_up || truth < log.elect_at || (truth <= log.lease_end && !log.handed_over) {
             return Ok(());
         }
-        let issued = log.max_ts.max(log.lease_end);
+        // After a hand-over the old leader's marker caps what it issued.
+        let issued = if log.handed_over {
+            log.max_ts
+        } else {
+            log.max_ts.max(log.lease_end)
+        };
+        log.handed_over = false;
         let handle = LogHandle {
             shared: self.shared.clone(),
             log: group.log.clone(),
@@ -624,6 +647,54 @@ impl Sim {
         }
     }
 
+    /// Hands the leadership of a random group to a new leader: the old
+    /// one's engine stops and caps what it issued with a marker in the log
+    /// (`LocalEngine::hand_over`), then the next leader is elected at once,
+    /// its timestamps above the marker rather than after the old lease.
+    async fn hand_over_random_group(&self) {
+        let id = self.shared.rng().random_range(1..=GROUPS);
+        let group = &self.groups[&id];
+        let Ok(engine) = self.leader(id) else {
+            return;
+        };
+        let (epoch, refusal) = {
+            let log = group.log.lock().expect("log poisoned");
+            (log.epoch, log.not_leader())
+        };
+        let drain = self.shared.up_to(Duration::from_millis(3));
+        self.shared.handing_over.fetch_add(1, Ordering::SeqCst);
+        let handed = engine.hand_over(refusal, drain).await;
+        let logged = match handed {
+            Ok((_, marker)) => Some(marker.await),
+            Err(_) => None,
+        };
+        self.finish_hand_over(group, epoch, logged);
+        self.shared.handing_over.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Ends the hand-over of `group`'s leadership of `epoch` once the
+    /// stopped engine's marker was logged, or not (`None`: it was stopped
+    /// already).
+    fn finish_hand_over(&self, group: &Group, epoch: u64, logged: Option<Result<()>>) {
+        let Some(logged) = logged else {
+            return;
+        };
+        let mut log = group.log.lock().expect("log poisoned");
+        if log.epoch != epoch || !log.leader_up {
+            return;
+        }
+        log.depose(&self.shared);
+        if logged.is_ok() {
+            log.handed_over = true;
+            log.elect_at = self.shared.truth();
+            self.shared.stats().handovers += 1;
+        } else {
+            // The marker never made it: an ordinary failover (the new
+            // leader waits for the old lease).
+            self.shared.stats().failovers += 1;
+        }
+    }
+
     /// The participants' timeout: every transaction prepared at least
     /// `min_age` ago asks its coordinator group for the outcome (which
     /// aborts it there unless it committed) and applies it.
@@ -675,6 +746,7 @@ impl Sim {
                     Err(_) => settled = false,
                 }
             }
+            settled &= self.shared.handing_over.load(Ordering::SeqCst) == 0;
             if settled {
                 return Ok(());
             }
@@ -705,6 +777,18 @@ impl Sim {
                 }
             }
         }));
+        if let Some(every) = self.shared.faults.handover_every {
+            let sim = self.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(sim.shared.up_to(every * 2)).await;
+                    if sim.shared.faults_on.load(Ordering::SeqCst) {
+                        sim.hand_over_random_group().await;
+                        let _ = sim.tick();
+                    }
+                }
+            }));
+        }
         if let Some(every) = self.shared.faults.failover_every {
             let sim = self.clone();
             tasks.push(tokio::spawn(async move {
@@ -1306,7 +1390,7 @@ impl Report {
         let s = &self.stats;
         format!(
             "seed {}: {:?} virtual; committed {}, unknown {}, retryable {:?}; failovers {}, \
-             lost entries {}, ambiguous appends {}, dropped decides {}, crashes {}, resolved \
+             hand-overs {}, lost entries {}, ambiguous appends {}, dropped decides {}, crashes {}, resolved \
              {} committed / {} aborted",
             self.seed,
             self.elapsed,
@@ -1314,6 +1398,7 @@ impl Report {
             s.unknown,
             s.retryable,
             s.failovers,
+            s.handovers,
             s.lost_entries,
             s.ambiguous_appends,
             s.dropped_decides,
@@ -1519,6 +1604,7 @@ fn run_seeds(workload: Workload, faults: Faults, min_committed: u64) {
             report.summary()
         );
         total.failovers += s.failovers;
+        total.handovers += s.handovers;
         total.lost_entries += s.lost_entries;
         total.ambiguous_appends += s.ambiguous_appends;
         total.dropped_decides += s.dropped_decides;
@@ -1532,6 +1618,7 @@ fn run_seeds(workload: Workload, faults: Faults, min_committed: u64) {
         let t = &total;
         let happened = [
             ("failovers", t.failovers),
+            ("hand-overs", t.handovers),
             ("lost log entries", t.lost_entries),
             ("ambiguous appends", t.ambiguous_appends),
             ("dropped decides", t.dropped_decides),

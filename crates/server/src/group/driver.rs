@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use meridian_error::{Error, Result};
 use meridian_paxos::{Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
 use meridian_storage::KeyRange;
+use meridian_truetime::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::leader::LeaderReplication;
@@ -52,6 +53,11 @@ pub(super) struct Driver {
     /// Commands applied since the last status was published, whose
     /// proposers are to be answered once it is.
     applied_ids: Vec<(u64, Result<()>)>,
+    /// The largest cap of an engine stopped for a hand-over here: every
+    /// later engine of this replica issues timestamps above it.
+    floor: Timestamp,
+    /// Whether the replica is handing its leadership over.
+    handing_over: bool,
 }
 
 impl Driver {
@@ -91,6 +97,7 @@ impl Driver {
             lease: None,
             safe_ts: state.safe_ts(),
             serving: false,
+            live_voters: Vec::new(),
             failed: None,
         });
         let driver = Driver {
@@ -109,6 +116,8 @@ impl Driver {
             leader_ballot: None,
             last_proposal: 0,
             applied_ids: Vec::new(),
+            floor: Timestamp::MIN,
+            handing_over: false,
         };
         Ok((driver, receiver))
     }
@@ -199,6 +208,33 @@ impl Driver {
                 }
             }
             Input::Campaign => self.replica.campaign(),
+            Input::HandOver { target, cap, reply } => {
+                self.floor = self.floor.max(cap);
+                let began = self.replica.transfer_leadership(now, target);
+                if began.is_ok() {
+                    tracing::info!(group = self.group, target, "handing the leadership over");
+                    self.handing_over = true;
+                } else {
+                    self.lead_again();
+                }
+                let _ = reply.send(began);
+            }
+            Input::LeadAgain { cap } => {
+                self.floor = self.floor.max(cap);
+                self.lead_again();
+            }
+        }
+    }
+
+    /// After a hand-over that failed or was abandoned (the engine stopped
+    /// for it serves nothing): campaigns again, so that the next engine
+    /// starts in a new leadership whose phase 1 recovers whatever the
+    /// stopped one had in flight.
+    fn lead_again(&mut self) {
+        self.handing_over = false;
+        if self.replica.role() == RoleKind::Leader {
+            tracing::info!(group = self.group, "leading again after a failed hand-over");
+            self.replica.campaign();
         }
     }
 
@@ -295,6 +331,14 @@ impl Driver {
     /// Publishes the status and keeps the leader engine in step with the
     /// replica's leadership.
     fn publish(&mut self) {
+        if self.handing_over {
+            if self.replica.role() != RoleKind::Leader {
+                self.handing_over = false;
+            } else if self.replica.handing_over().is_none() {
+                // The target did not take over in time.
+                self.lead_again();
+            }
+        }
         let now = self.env.clock.now();
         let lease = self.replica.lease(now);
         let serving = self.replica.can_serve_reads(now);
@@ -310,6 +354,7 @@ impl Driver {
             lease,
             safe_ts: self.state.safe_ts(),
             serving,
+            live_voters: self.replica.live_voters(),
             failed: None,
         };
         // The status first: a new engine checks its lease there.
@@ -350,7 +395,7 @@ impl Driver {
             self.env.sleeper.clone(),
             self.env.options.txn.clone(),
             Arc::new(replication),
-            self.state.max_ts(),
+            self.state.max_ts().max(self.floor),
         );
         // Transactions prepared under earlier leaders keep their locks.
         let restored = self.state.prepared_records().and_then(|records| {

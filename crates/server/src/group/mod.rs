@@ -67,9 +67,26 @@
 //! serves anything. A follower's safe time is `min(max applied, min(p) -
 //! 1)` over the prepared transactions it applied (`state`).
 //!
-//! Left out: leader transfer, snapshot streaming (a snapshot is one message,
-//! dumped into memory while it is built and sent, and the dump runs on the
-//! driver task).
+//! # Leader hand-over
+//!
+//! [`Group::transfer_leadership`] moves a serving leadership to another
+//! voter without waiting out the lease (Paxos: `Replica::transfer_leadership`).
+//! Timestamps must still grow across the two leaders, and the next leader
+//! has not waited for this one's lease to end, so this one first **caps**
+//! what it issued: its engine stops (every request is refused with
+//! `NotLeader` naming the target), waits briefly for its read-only votes to
+//! be decided, and logs a last safe time marker at `cap`, above every
+//! timestamp it issued and the bound of every vote still open
+//! (`LocalEngine::hand_over`). Only once the marker is applied does the
+//! replica hand over; the next leader applies the marker before it serves
+//! and starts its engine above the largest timestamp applied, so above
+//! `cap`. If the hand-over fails or is abandoned, the replica campaigns
+//! again (a new ballot, whose phase 1 recovers whatever the stopped engine
+//! had in flight) and its new engine also starts above `cap`.
+//!
+//! Left out: snapshot streaming (a snapshot is one message, dumped into
+//! memory while it is built and sent, and the dump runs on the driver
+//! task).
 
 mod driver;
 pub mod leader;
@@ -169,6 +186,9 @@ pub struct ReplicationOptions {
     /// A range whose versions take more than this many bytes is split in
     /// two by the leader of its group (0: never).
     pub max_range_bytes: u64,
+    /// How often a node looks whether it leads more groups than its share
+    /// and hands one over (`rebalance`; zero: never).
+    pub leader_rebalance_interval: Duration,
 }
 
 impl Default for ReplicationOptions {
@@ -186,6 +206,7 @@ impl Default for ReplicationOptions {
             txn: LocalConfig::default(),
             gc_retention: DEFAULT_GC_RETENTION,
             max_range_bytes: DEFAULT_MAX_RANGE_BYTES,
+            leader_rebalance_interval: DEFAULT_LEADER_REBALANCE_INTERVAL,
         }
     }
 }
@@ -219,6 +240,9 @@ impl ReplicationOptions {
 /// The size beyond which a range is split by default (versions' keys and
 /// values as stored).
 pub const DEFAULT_MAX_RANGE_BYTES: u64 = 64 << 20;
+
+/// How often a node rebalances leaderships by default.
+pub const DEFAULT_LEADER_REBALANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The memory a replica's log may take by default.
 pub const DEFAULT_MAX_LOG_BYTES: usize = 8 << 20;
@@ -289,6 +313,9 @@ pub struct GroupStatus {
     pub safe_ts: Timestamp,
     /// Whether the replica serves transactions (leader, lease, caught up).
     pub serving: bool,
+    /// On a leader, the voters that answered its recent heartbeats (itself
+    /// included): those a hand-over may go to.
+    pub live_voters: Vec<NodeId>,
     /// Why the replica stopped, if it did.
     pub failed: Option<Error>,
 }
@@ -314,7 +341,28 @@ pub(crate) enum Input {
     },
     /// Start an election now.
     Campaign,
+    /// Hand the leadership to `target`: the engine stopped, and its last
+    /// marker at `cap` is applied.
+    HandOver {
+        /// The voter to hand over to.
+        target: NodeId,
+        /// The stopped engine's cap: later engines here start above it.
+        cap: Timestamp,
+        /// Whether the replica began the hand-over.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// A hand-over failed after the engine stopped (its marker was not
+    /// applied): campaign again, and start the next engine above `cap`.
+    LeadAgain {
+        /// The stopped engine's cap.
+        cap: Timestamp,
+    },
 }
+
+/// How long a hand-over waits for the leader's open read-only votes to be
+/// decided before it caps above their bound instead (then the next leader's
+/// first commits wait for this leader's lease to pass).
+const HAND_OVER_DRAIN: Duration = Duration::from_millis(500);
 
 /// Waits for the answer to a proposal of `group`, which comes once the
 /// command is applied here. If the replica stops first, or `timeout`
@@ -412,6 +460,49 @@ impl Group {
     /// Asks the replica to campaign for leadership now.
     pub fn campaign(&self) {
         let _ = self.inputs.try_send(Input::Campaign);
+    }
+
+    /// Hands this replica's leadership to the voter `target` without
+    /// waiting out its lease (see the module docs, *Leader hand-over*).
+    /// Returns once the replica began the hand-over; it completes when
+    /// `target` leads, or is abandoned after an election timeout (the
+    /// replica then campaigns again). Fails with [`Error::NotLeader`] if
+    /// this replica does not serve, and [`Error::InvalidInput`] if `target`
+    /// is not another voter.
+    pub async fn transfer_leadership(&self, target: NodeId) -> Result<()> {
+        let group = self.id;
+        let status = self.status();
+        let engine = self.leader_engine().ok_or(Error::NotLeader {
+            group,
+            leader: status.leader,
+        })?;
+        // This replica leads, so `status.leader` is this node.
+        if Some(target) == status.leader || !status.voters.contains(&target) {
+            return Err(Error::InvalidInput(format!(
+                "group {group}: node {target} is not another voter"
+            )));
+        }
+        let refusal = Error::NotLeader {
+            group,
+            leader: Some(target),
+        };
+        let (cap, marker) = engine.hand_over(refusal, HAND_OVER_DRAIN).await?;
+        let stopped = |_| Error::Unavailable(format!("group {group}: the replica stopped"));
+        if let Err(err) = marker.await {
+            self.inputs
+                .send(Input::LeadAgain { cap })
+                .await
+                .map_err(stopped)?;
+            return Err(err);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inputs
+            .send(Input::HandOver { target, cap, reply })
+            .await
+            .map_err(stopped)?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?
     }
 
     /// The latest published status.

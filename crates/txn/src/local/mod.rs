@@ -335,6 +335,19 @@ struct IssuedTimestamps {
     last: Timestamp,
     /// Commit timestamps issued whose writes are not applied yet.
     in_flight: BTreeSet<Timestamp>,
+    /// Set by [`LocalEngine::hand_over`]: the engine issues nothing more
+    /// and answers every request with this error.
+    handed_over: Option<Error>,
+}
+
+impl IssuedTimestamps {
+    /// Fails once the engine has handed its leadership over.
+    fn check_serving(&self) -> Result<()> {
+        match &self.handed_over {
+            Some(refusal) => Err(refusal.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<E: Engine + 'static> LocalEngine<E> {
@@ -386,7 +399,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
                 next_txn: AtomicU64::new(1),
                 clock: Mutex::new(IssuedTimestamps {
                     last: issued,
-                    in_flight: BTreeSet::new(),
+                    ..IssuedTimestamps::default()
                 }),
                 applied: Notify::new(),
                 wounded: Mutex::new(HashMap::new()),
@@ -428,7 +441,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
         let bound = inner.replication.admit().ok()?;
         let latest = inner.tt.now().latest;
         let mut clock = inner.clock.lock().expect("clock lock poisoned");
-        if !clock.in_flight.is_empty() {
+        if !clock.in_flight.is_empty() || clock.handed_over.is_some() {
             return None;
         }
         let s = latest.max(clock.last.next());
@@ -436,7 +449,61 @@ impl<E: Engine + 'static> LocalEngine<E> {
         clock.last = s;
         Some(inner.replication.commit(TxnId(0), s, Writes::new(), None))
     }
+
+    /// Ends this engine's service for a leadership hand-over, so that the
+    /// next leader may start issuing timestamps right away instead of after
+    /// this leader's lease (see `docs/architecture/server.md`, *Leader
+    /// hand-over*). From now on every request that would issue a timestamp,
+    /// vote or log an outcome fails with `refusal`. The read-only votes
+    /// given so far are waited for, up to `drain`: their coordinators may
+    /// still commit below their bound, the end of this leader's lease.
+    /// Then the engine issues one last safe time marker at `cap`, above
+    /// every timestamp it issued and the bound of every vote still open,
+    /// and hands it to the replication. Returns `cap` and the marker's
+    /// commit: once the marker is in the log, a leader that has applied it
+    /// (and so starts its engine above `cap`) never issues a timestamp at
+    /// or below one this engine used.
+    pub async fn hand_over(
+        &self,
+        refusal: Error,
+        drain: Duration,
+    ) -> Result<(Timestamp, CommitFuture)> {
+        let inner = &self.inner;
+        {
+            let mut clock = inner.clock.lock().expect("clock lock poisoned");
+            clock.check_serving()?;
+            clock.handed_over = Some(refusal);
+        }
+        let deadline = inner.tt.now().earliest.saturating_add(drain);
+        while !inner
+            .read_only_votes
+            .lock()
+            .expect("votes poisoned")
+            .is_empty()
+            && inner.tt.now().earliest < deadline
+        {
+            inner.sleeper.sleep(HAND_OVER_POLL).await;
+        }
+        let open_bound = inner
+            .read_only_votes
+            .lock()
+            .expect("votes poisoned")
+            .values()
+            .filter_map(|vote| vote.until)
+            .max()
+            .unwrap_or(Timestamp::MIN);
+        let latest = inner.tt.now().latest;
+        let mut clock = inner.clock.lock().expect("clock lock poisoned");
+        let cap = latest.max(clock.last.next()).max(open_bound);
+        clock.last = cap;
+        let marker = inner.replication.commit(TxnId(0), cap, Writes::new(), None);
+        Ok((cap, marker))
+    }
 }
+
+/// How often [`LocalEngine::hand_over`] looks whether the read-only votes
+/// are all decided.
+const HAND_OVER_POLL: Duration = Duration::from_millis(2);
 
 impl<E: Engine + 'static> TxnEngine for LocalEngine<E> {
     type Txn = LocalTxn<E>;
@@ -507,6 +574,22 @@ impl<E: Engine + 'static> LocalEngine<E> {
 }
 
 impl<E: Engine> Inner<E> {
+    /// Fails once the engine has handed its leadership over.
+    fn check_serving(&self) -> Result<()> {
+        self.clock
+            .lock()
+            .expect("clock lock poisoned")
+            .check_serving()
+    }
+
+    /// Whether a read under locks may go ahead: the replication admits it
+    /// and the engine has not handed its leadership over.
+    fn admit_locked_read(&self) -> Result<()> {
+        self.check_serving()?;
+        self.replication.admit()?;
+        Ok(())
+    }
+
     /// Registers `ts` as a read timestamp (no later commit may land at or
     /// below it) and waits until every commit at or below it is applied.
     /// `bound` is the replication's limit on issued timestamps.
@@ -514,6 +597,7 @@ impl<E: Engine> Inner<E> {
         check_bound(ts, bound)?;
         {
             let mut clock = self.clock.lock().expect("clock lock poisoned");
+            clock.check_serving()?;
             clock.last = clock.last.max(ts);
         }
         loop {
@@ -567,6 +651,7 @@ impl<E: Engine> Inner<E> {
         let bound = self.replication.admit()?;
         let latest = self.tt.now().latest;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
+        clock.check_serving()?;
         let s = latest.max(clock.last.next()).max(min_ts);
         check_bound(s, bound)?;
         if let Some(below) = below.filter(|&b| s >= b) {
@@ -861,8 +946,9 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
                 .lock(self.id, LockTarget::Key(key.clone()), lock_mode(lock))
                 .await?;
             // Under the lock, the latest committed version is stable; only a
-            // replica that may serve (the leaseholder) has it all.
-            self.inner.replication.admit()?;
+            // replica that may serve (the leaseholder) has it all, and only
+            // while its engine has not handed the leadership over.
+            self.inner.admit_locked_read()?;
             let value = self.inner.mvcc.get(&key, Timestamp::MAX)?;
             self.inner.serves_key(&key)?;
             Ok(value)
@@ -891,7 +977,7 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         // vanished meanwhile, the answer reaches further and the lock grows.
         let mut held: Option<KeyRange> = None;
         loop {
-            self.inner.replication.admit()?;
+            self.inner.admit_locked_read()?;
             let rows = self.read_merged(&range, direction, limit)?;
             let needed = match (limit, rows.last()) {
                 (Some(limit), Some((last, _))) if rows.len() >= limit => {
@@ -937,7 +1023,13 @@ impl<E: Engine + 'static> Transaction for LocalTxn<E> {
         }
         self.inner.check_not_wounded(self.id)?;
         if self.writes.is_empty() {
+            // What it read under locks is serializable only if they held to
+            // the end: if the engine lost its lease (or handed the
+            // leadership over) meanwhile, another leader that knows nothing
+            // of these locks may have written under them.
+            let serving = self.inner.admit_locked_read();
             self.release();
+            serving?;
             return Ok(None);
         }
         self.commit_at(Timestamp::MIN, None, None).await.map(Some)

@@ -65,7 +65,7 @@ pub(super) struct ReadOnlyVote {
     /// When it voted.
     voted_at: Timestamp,
     /// The bound the commit timestamp must stay below.
-    until: Option<Timestamp>,
+    pub(super) until: Option<Timestamp>,
 }
 
 /// A prepared transaction as [`LocalEngine::prepared`] lists it.
@@ -101,6 +101,10 @@ impl<E: Engine + 'static> LocalTxn<E> {
         self.mark_prepared()?;
         if self.writes.is_empty() {
             let until = inner.replication.admit()?;
+            // Under the timestamp lock, so that a hand-over sees every vote
+            // given before it or refuses this one.
+            let clock = inner.clock.lock().expect("clock lock poisoned");
+            clock.check_serving()?;
             inner
                 .read_only_votes
                 .lock()
@@ -472,6 +476,7 @@ impl<E: Engine> Inner<E> {
     fn log_outcome(&self, record: &PrepareRecord, outcome: Outcome) -> Result<CommitFuture> {
         self.replication.admit()?;
         let mut clock = self.clock.lock().expect("clock lock poisoned");
+        clock.check_serving()?;
         if let Outcome::Committed(s) = outcome {
             if s < record.prepare_ts {
                 return Err(Error::Internal(format!(

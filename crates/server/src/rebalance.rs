@@ -1,0 +1,215 @@
+//! Leader rebalancing: each node hands leaderships it holds beyond its
+//! share to the voters that lead the fewest groups.
+//!
+//! Leaders end up unevenly spread after failures: when a node goes down,
+//! the groups it led elect leaders among the survivors, and when it comes
+//! back it leads nothing. Every `leader_rebalance_interval`, each node looks
+//! at the groups it hosts (their replicas' statuses say who leads each) and,
+//! if it leads at least two more of them than a live voter of one of its
+//! groups, hands that group's leadership over to the least loaded such voter
+//! ([`Group::transfer_leadership`], which does not wait out the lease). One
+//! hand-over per node per interval: nodes act on views that lag each other,
+//! and small steps converge without thrashing. Only voters that answered
+//! the leader's recent heartbeats are targets, so a node that is down is
+//! never handed anything.
+//!
+//! Left out: weighing groups by load (every group counts as one), and
+//! moving replicas (only leaderships move).
+
+use std::collections::BTreeMap;
+use std::sync::Weak;
+
+use meridian_paxos::{NodeId, RoleKind};
+
+use crate::group::GroupStatus;
+use crate::node::Node;
+
+#[cfg(doc)]
+use crate::group::Group;
+
+/// What a node knows of one group it hosts, for rebalancing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    /// The group.
+    pub group: u64,
+    /// Its leader, as this node's replica knows it.
+    pub leader: Option<NodeId>,
+    /// Whether this node leads it and serves (only then can it hand over).
+    pub serving_here: bool,
+    /// If this node leads it: the voters that answered its recent
+    /// heartbeats, this node included.
+    pub live_voters: Vec<NodeId>,
+}
+
+impl Leadership {
+    /// The view of a group from its replica's status.
+    pub fn of(status: &GroupStatus) -> Self {
+        Leadership {
+            group: status.group,
+            leader: status.leader,
+            serving_here: status.role == RoleKind::Leader && status.serving,
+            live_voters: status.live_voters.clone(),
+        }
+    }
+}
+
+/// The hand-over that best evens out leaderships, as node `me` sees them:
+/// `(group, target)` for a group `me` leads, to the live voter of that
+/// group leading the fewest groups, if `me` leads at least two more than
+/// it. `None` when leaderships are even (within one) as far as `me` can
+/// help. Ties go to the lowest group and node ids.
+pub fn pick_hand_over(me: NodeId, view: &[Leadership]) -> Option<(u64, NodeId)> {
+    let mut led: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for group in view {
+        if let Some(leader) = group.leader {
+            *led.entry(leader).or_default() += 1;
+        }
+    }
+    let mine = led.get(&me).copied().unwrap_or(0);
+    let mut best: Option<(usize, u64, NodeId)> = None;
+    let mut groups: Vec<&Leadership> = view
+        .iter()
+        .filter(|g| g.serving_here && g.leader == Some(me))
+        .collect();
+    groups.sort_by_key(|g| g.group);
+    for group in groups {
+        for &voter in &group.live_voters {
+            if voter == me {
+                continue;
+            }
+            let theirs = led.get(&voter).copied().unwrap_or(0);
+            if theirs + 2 > mine {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((load, g, v)) => (theirs, group.group, voter) < (load, g, v),
+            };
+            if better {
+                best = Some((theirs, group.group, voter));
+            }
+        }
+    }
+    best.map(|(_, group, target)| (group, target))
+}
+
+/// Rebalances this node's leaderships every `leader_rebalance_interval`
+/// (never when it is zero) while the node lives.
+pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
+    let interval = match node.upgrade() {
+        Some(node) => node.replication_options().leader_rebalance_interval,
+        None => return,
+    };
+    if interval.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.cluster() == 0 {
+            continue;
+        }
+        let view: Vec<Leadership> = node
+            .known_groups()
+            .into_iter()
+            .filter_map(|id| node.group(id))
+            .map(|group| Leadership::of(&group.status()))
+            .collect();
+        let Some((id, target)) = pick_hand_over(node.id(), &view) else {
+            continue;
+        };
+        let Some(group) = node.group(id) else {
+            continue;
+        };
+        drop(node);
+        tracing::info!(
+            group = id,
+            target,
+            "rebalancing: handing the leadership over"
+        );
+        if let Err(err) = group.transfer_leadership(target).await {
+            tracing::info!(group = id, target, %err, "rebalancing: the hand-over failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn led(group: u64, leader: NodeId, me: NodeId, live: &[NodeId]) -> Leadership {
+        Leadership {
+            group,
+            leader: Some(leader),
+            serving_here: leader == me,
+            live_voters: if leader == me {
+                live.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn a_node_leading_two_more_than_a_live_voter_hands_one_over() {
+        // Node 1 leads 3 groups, node 2 one, node 3 none (it just restarted).
+        let view = [
+            led(1, 1, 1, &[1, 2, 3]),
+            led(2, 1, 1, &[1, 2, 3]),
+            led(3, 1, 1, &[1, 2, 3]),
+            led(4, 2, 1, &[]),
+        ];
+        assert_eq!(pick_hand_over(1, &view), Some((1, 3)));
+        // Node 2 leads one group: nothing to give.
+        assert_eq!(pick_hand_over(2, &view), None);
+    }
+
+    #[test]
+    fn even_leaderships_stay_where_they_are() {
+        let view = [
+            led(1, 1, 1, &[1, 2, 3]),
+            led(2, 1, 1, &[1, 2, 3]),
+            led(3, 2, 1, &[]),
+            led(4, 3, 1, &[]),
+        ];
+        assert_eq!(pick_hand_over(1, &view), None);
+    }
+
+    #[test]
+    fn a_voter_that_is_down_or_not_in_the_group_gets_nothing() {
+        // Node 3 leads nothing, but it answers no heartbeats (it is down):
+        // only node 2, leading one, is a target, and 3 - 1 >= 2.
+        let view = [
+            led(1, 1, 1, &[1, 2]),
+            led(2, 1, 1, &[1, 2]),
+            led(3, 1, 1, &[1, 2]),
+            led(4, 2, 1, &[]),
+        ];
+        assert_eq!(pick_hand_over(1, &view), Some((1, 2)));
+        // With node 2 leading two, nobody is two below node 1.
+        let view = [
+            led(1, 1, 1, &[1, 2]),
+            led(2, 1, 1, &[1, 2]),
+            led(3, 1, 1, &[1, 2]),
+            led(4, 2, 1, &[]),
+            led(5, 2, 1, &[]),
+        ];
+        assert_eq!(pick_hand_over(1, &view), None);
+    }
+
+    #[test]
+    fn only_groups_this_node_serves_are_handed_over() {
+        let mut view = vec![
+            led(1, 1, 1, &[1, 2, 3]),
+            led(2, 1, 1, &[1, 2, 3]),
+            led(3, 1, 1, &[1, 2, 3]),
+        ];
+        for group in &mut view {
+            group.serving_here = false;
+        }
+        assert_eq!(pick_hand_over(1, &view), None);
+    }
+}
