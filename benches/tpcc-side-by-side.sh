@@ -20,6 +20,7 @@
 #   KILL         1: SIGKILL cluster node 2 a third of the way into the run
 #                and restart it 5 s later (the checks then run on the
 #                survivors' and the restarted node's data); default 0
+#   KEEP         1: keep the data directories and logs (default: removed)
 #   MERIDIAN_BIN use this binary (default: a release build)
 #
 # PostgreSQL 15 must be installed (Debian: postgresql-15); it is started here
@@ -36,6 +37,7 @@ RAMP="${RAMP:-10}"
 SYSTEMS="${SYSTEMS:-postgres demo cluster}"
 PARTITION="${PARTITION:-1}"
 KILL="${KILL:-0}"
+KEEP="${KEEP:-0}"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 
 if [ -n "${MERIDIAN_BIN:-}" ]; then
@@ -59,7 +61,11 @@ cleanup() {
     if [ -n "$PG_STARTED" ]; then
         su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D '$TMP/pg' -m fast stop" >/dev/null 2>&1 || true
     fi
-    rm -rf "$TMP"
+    if [ "$KEEP" = 1 ]; then
+        log "kept the data directories and logs in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -210,7 +210,16 @@ impl Driver {
             Input::Campaign => self.replica.campaign(),
             Input::HandOver { target, cap, reply } => {
                 self.floor = self.floor.max(cap);
-                let began = self.replica.transfer_leadership(now, target);
+                // Only the leadership whose engine stopped is handed over:
+                // if it ended meanwhile, a later one is not this caller's.
+                let began = if self.engine_handed_over() {
+                    self.replica.transfer_leadership(now, target)
+                } else {
+                    Err(Error::NotLeader {
+                        group: self.group,
+                        leader: self.replica.leader(),
+                    })
+                };
                 if began.is_ok() {
                     tracing::info!(group = self.group, target, "handing the leadership over");
                     self.handing_over = true;
@@ -232,10 +241,19 @@ impl Driver {
     /// stopped one had in flight.
     fn lead_again(&mut self) {
         self.handing_over = false;
-        if self.replica.role() == RoleKind::Leader {
+        if self.replica.role() == RoleKind::Leader && self.engine_handed_over() {
             tracing::info!(group = self.group, "leading again after a failed hand-over");
             self.replica.campaign();
         }
+    }
+
+    /// Whether the leader engine is one stopped for a hand-over.
+    fn engine_handed_over(&self) -> bool {
+        self.leader
+            .read()
+            .expect("leader slot poisoned")
+            .as_ref()
+            .is_some_and(|engine| engine.handed_over())
     }
 
     /// Has the leader's engine log a safe time marker when nothing was

@@ -450,6 +450,16 @@ impl<E: Engine + 'static> LocalEngine<E> {
         Some(inner.replication.commit(TxnId(0), s, Writes::new(), None))
     }
 
+    /// Whether [`LocalEngine::hand_over`] stopped this engine.
+    pub fn handed_over(&self) -> bool {
+        self.inner
+            .clock
+            .lock()
+            .expect("clock lock poisoned")
+            .handed_over
+            .is_some()
+    }
+
     /// Ends this engine's service for a leadership hand-over, so that the
     /// next leader may start issuing timestamps right away instead of after
     /// this leader's lease (see `docs/architecture/server.md`, *Leader
