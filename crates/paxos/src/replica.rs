@@ -684,8 +684,11 @@ impl Replica {
     fn propose_value(&mut self, value: Value) -> Result<()> {
         let now = self.core.now;
         match &mut self.role {
-            Role::Leader(leader) if leader.handover.is_some() => {
-                let target = leader.handover.map_or(0, |h| h.target);
+            Role::Leader(Leader {
+                handover: Some(Handover { target, .. }),
+                ..
+            }) => {
+                let target = *target;
                 Err(Error::Aborted(format!(
                     "paxos: handing the leadership to node {target}; try node {target}"
                 )))

@@ -65,32 +65,13 @@ pub fn pick_hand_over(me: NodeId, view: &[Leadership]) -> Option<(u64, NodeId)> 
             *led.entry(leader).or_default() += 1;
         }
     }
-    let mine = led.get(&me).copied().unwrap_or(0);
-    let mut best: Option<(usize, u64, NodeId)> = None;
-    let mut groups: Vec<&Leadership> = view
-        .iter()
+    let load = |node: NodeId| led.get(&node).copied().unwrap_or(0);
+    let mine = load(me);
+    view.iter()
         .filter(|g| g.serving_here && g.leader == Some(me))
-        .collect();
-    groups.sort_by_key(|g| g.group);
-    for group in groups {
-        for &voter in &group.live_voters {
-            if voter == me {
-                continue;
-            }
-            let theirs = led.get(&voter).copied().unwrap_or(0);
-            if theirs + 2 > mine {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((load, g, v)) => (theirs, group.group, voter) < (load, g, v),
-            };
-            if better {
-                best = Some((theirs, group.group, voter));
-            }
-        }
-    }
-    best.map(|(_, group, target)| (group, target))
+        .flat_map(|g| g.live_voters.iter().map(move |&voter| (g.group, voter)))
+        .filter(|&(_, voter)| voter != me && load(voter) + 2 <= mine)
+        .min_by_key(|&(group, voter)| (load(voter), group, voter))
 }
 
 /// Rebalances this node's leaderships every `leader_rebalance_interval`

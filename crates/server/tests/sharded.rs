@@ -22,11 +22,16 @@ const ACCOUNTS: u64 = 9;
 const OPENING_BALANCE: i64 = 100;
 
 async fn open(dir: &std::path::Path) -> LocalCluster {
+    open_with(dir, ReplicationOptions::fast()).await
+}
+
+/// Three nodes and `GROUPS` groups replicating with `replication`.
+async fn open_with(dir: &std::path::Path, replication: ReplicationOptions) -> LocalCluster {
     let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
     let options = LocalClusterOptions {
         nodes: 3,
         groups: GROUPS,
-        replication: ReplicationOptions::fast(),
+        replication,
         rocks: RocksOptions::default(),
         durability: Durability::Sync,
     };
@@ -679,20 +684,11 @@ fn row_of_100(i: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_that_outgrows_its_limit_is_split_by_size() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: 3,
-        groups: GROUPS,
-        replication: ReplicationOptions {
-            max_range_bytes: 16 << 10,
-            ..ReplicationOptions::fast()
-        },
-        rocks: RocksOptions::default(),
-        durability: Durability::Sync,
+    let replication = ReplicationOptions {
+        max_range_bytes: 16 << 10,
+        ..ReplicationOptions::fast()
     };
-    let cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
+    let cluster = open_with(dir.path(), replication).await;
     cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let engine = cluster.engine(1);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -759,20 +755,11 @@ async fn a_range_that_outgrows_its_limit_is_split_by_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaderships_are_rebalanced_onto_a_restarted_node() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: 3,
-        groups: GROUPS,
-        replication: ReplicationOptions {
-            leader_rebalance_interval: Duration::from_millis(300),
-            ..ReplicationOptions::fast()
-        },
-        rocks: RocksOptions::default(),
-        durability: Durability::Sync,
+    let replication = ReplicationOptions {
+        leader_rebalance_interval: Duration::from_millis(300),
+        ..ReplicationOptions::fast()
     };
-    let mut cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
+    let mut cluster = open_with(dir.path(), replication).await;
     cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let leaders = |cluster: &LocalCluster| -> Vec<Option<u64>> {
         (1..=GROUPS as u64).map(|g| cluster.leader_of(g)).collect()
