@@ -12,6 +12,9 @@
 #   WAREHOUSES   (default 1)     CONNECTIONS (default 4)
 #   DURATION     seconds of the measured run (default 60)
 #   RAMP         seconds of ramp-up before it, not measured (default 10)
+#   MODE         throughput (default: no waits, CONNECTIONS terminals) or
+#                spec (keying and think times, ten terminals per warehouse,
+#                CONNECTIONS ignored; the table adds the efficiency)
 #   SYSTEMS      which to run (default "postgres demo cluster")
 #   PARTITION    1 (default): Meridian loads each warehouse into ranges of
 #                its own, dealt round the groups (`--partition`), so
@@ -34,6 +37,7 @@ WAREHOUSES="${WAREHOUSES:-1}"
 CONNECTIONS="${CONNECTIONS:-4}"
 DURATION="${DURATION:-60}"
 RAMP="${RAMP:-10}"
+MODE="${MODE:-throughput}"
 SYSTEMS="${SYSTEMS:-postgres demo cluster}"
 PARTITION="${PARTITION:-1}"
 KILL="${KILL:-0}"
@@ -111,7 +115,7 @@ WATCH=()
 drive() {
     local name="$1" url="$2"
     shift 2
-    log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s after ${RAMP}s of ramp-up with $CONNECTIONS connections"
+    log "$name: load $WAREHOUSES warehouse(s), run ${DURATION}s in $MODE mode after ${RAMP}s of ramp-up with $CONNECTIONS connections"
     # A failed run (or consistency check) is reported, and the others still run.
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
         --connections "$CONNECTIONS" --load "$@" 2>&1 \
@@ -122,7 +126,7 @@ drive() {
     fi
     "$BIN" bench tpcc --url "$url" --warehouses "$WAREHOUSES" \
         --connections "$CONNECTIONS" --duration "$DURATION" --ramp-up "$RAMP" \
-        --mode throughput --run --check 2>&1 \
+        --mode "$MODE" --run --check 2>&1 \
         | tee -a "$TMP/$name.out" || log "$name: the driver failed (exit status ${PIPESTATUS[0]})"
 }
 
@@ -270,10 +274,11 @@ for system in $SYSTEMS; do
 done
 
 pg_tpmc="$(field postgres '^tpmC' || true)"
-printf '\n%-10s %10s %12s %12s %10s %12s %16s %16s %10s\n' system tpmC "NO p50 ms" "NO p99 ms" \
-    retries "cross-group" "load peak MiB" "run peak MiB" "vs PG"
+printf '\n%-10s %10s %11s %12s %12s %10s %12s %16s %16s %10s\n' system tpmC efficiency \
+    "NO p50 ms" "NO p99 ms" retries "cross-group" "load peak MiB" "run peak MiB" "vs PG"
 for system in $SYSTEMS; do
     tpmc="$(field "$system" '^tpmC')"
+    efficiency="$(grep -m1 -oE 'efficiency: [0-9.]+%' "$TMP/$system.out" | cut -d' ' -f2 || true)"
     p50="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $3}')"
     p99="$(grep -i -m1 -E '^ *new-order' "$TMP/$system.out" | awk '{print $6}')"
     retries="$(field "$system" '^retries')"
@@ -282,6 +287,7 @@ for system in $SYSTEMS; do
     if [ -n "$pg_tpmc" ] && [ -n "$tpmc" ] && [ "$system" != postgres ]; then
         ratio="$(awk -v a="$tpmc" -v b="$pg_tpmc" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
     fi
-    printf '%-10s %10s %12s %12s %10s %12s %16s %16s %10s\n' "$system" "${tpmc:-?}" "${p50:-?}" \
+    printf '%-10s %10s %11s %12s %12s %10s %12s %16s %16s %10s\n' "$system" "${tpmc:-?}" \
+        "${efficiency:--}" "${p50:-?}" \
         "${p99:-?}" "${retries:-?}" "${cross:--}" "${LOAD_MEM[$system]:--}" "${MEM[$system]:-?}" "$ratio"
 done
