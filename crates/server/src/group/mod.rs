@@ -542,13 +542,28 @@ impl Group {
         self.leader.read().expect("leader slot poisoned").clone()
     }
 
-    /// Waits until the status satisfies `ready`, for at most `timeout`.
+    /// Waits until the status satisfies `ready`, for at most `timeout`
+    /// (zero: only looks).
     pub async fn wait_for(
         &self,
         timeout: Duration,
         ready: impl Fn(&GroupStatus) -> bool,
     ) -> Result<GroupStatus> {
         let mut status = self.status.clone();
+        if timeout.is_zero() {
+            // No timer: tokio rounds deadlines up to the next millisecond,
+            // so even a zero timeout would sleep up to a millisecond when
+            // the status is not ready (a strong read at a follower).
+            let current = status.borrow().clone();
+            return match current.failed {
+                _ if ready(&current) => Ok(current),
+                Some(err) => Err(err),
+                None => Err(Error::Unavailable(format!(
+                    "group {}: condition not reached",
+                    self.id
+                ))),
+            };
+        }
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 let current = status.borrow_and_update().clone();
