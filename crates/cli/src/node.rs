@@ -100,6 +100,11 @@ pub struct InitArgs {
     /// commit.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     groups: u32,
+    /// How many replicas each group gets, on distinct nodes (default:
+    /// three, or every node of a smaller cluster). The replicas are spread
+    /// so that every node holds about as many as any other.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=7))]
+    replicas: Option<u32>,
 }
 
 /// Options of `meridian status`.
@@ -246,6 +251,7 @@ pub async fn init(args: InitArgs) -> Result<u8> {
     let reply = GrpcPeer::connect(&args.host)?
         .init(v1::InitRequest {
             groups: args.groups,
+            replicas: args.replicas.unwrap_or(0),
         })
         .await
         .map_err(|err| unreachable_hint(&args.host, err))?;

@@ -26,11 +26,15 @@ use crate::route::ClusterEngine;
 /// How a local cluster runs.
 #[derive(Clone, Debug)]
 pub struct LocalClusterOptions {
-    /// How many nodes (each holds a replica of every group).
+    /// How many nodes.
     pub nodes: usize,
     /// How many groups the keyspace is cut into when the cluster is
     /// founded ([`crate::node::initial_placement`]).
     pub groups: u32,
+    /// How many replicas each group gets, on distinct nodes (0: three, or
+    /// every node of a smaller cluster; see
+    /// [`crate::node::founding_voters`]).
+    pub replicas: u32,
     /// Replica timers and limits.
     pub replication: ReplicationOptions,
     /// RocksDB settings.
@@ -46,6 +50,7 @@ impl Default for LocalClusterOptions {
         LocalClusterOptions {
             nodes: 3,
             groups: 1,
+            replicas: 0,
             replication: ReplicationOptions::fast(),
             rocks: RocksOptions::default(),
             durability: Durability::Sync,
@@ -134,6 +139,7 @@ impl LocalCluster {
             first
                 .init(meridian_proto::v1::InitRequest {
                     groups: cluster.options.groups,
+                    replicas: cluster.options.replicas,
                 })
                 .await?;
         }

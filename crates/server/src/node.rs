@@ -9,9 +9,11 @@
 //! and the groups it hosts. A new cluster is founded once: `meridian init`
 //! asks one node to `Init`; it calls `Hello` on every address of its join
 //! list (each must answer, and none may belong to a cluster already), picks
-//! a random cluster id, and sends `Bootstrap` with the members and the
-//! first group's membership (every member is a voter) to each member,
-//! itself included. A member persists all of it in one synced batch and
+//! a random cluster id, and sends `Bootstrap` with the members, the groups'
+//! memberships and the placement to each member, itself included. Each
+//! group gets `replicas` voters (three by default) on distinct nodes
+//! ([`founding_voters`]): every node holds about as many replicas as any
+//! other, and the groups' first leaders go round the nodes. A member persists all of it in one synced batch and
 //! starts its replica with [`Start::Bootstrap`]; bootstrapping again with
 //! the same cluster id is a no-op, so `init` can be retried. A restarted
 //! node reads it back and recovers its replicas ([`Start::Recover`]).
@@ -30,9 +32,12 @@
 //! the local replica leads, else through the leader's `Txn` API
 //! ([`crate::txn_service`]).
 //!
+//! A node that holds no replica of a group finds its leader by asking the
+//! other nodes, and remembers the answer ([`Node::leader_hint`]).
+//!
 //! Left out: changing the address book after init (nodes keep the address
-//! they were founded with), adding nodes to a running cluster, and groups
-//! beyond the first (sharding).
+//! they were founded with), adding nodes to a running cluster, and moving
+//! replicas between nodes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -78,9 +83,12 @@ const RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 /// time) is resolved with its coordinator.
 pub const PREPARED_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The most voters the founding group gets (the rest of the nodes, if any,
-/// hold no replica of it).
-pub const MAX_FOUNDING_VOTERS: usize = 7;
+/// How many replicas each group of a new cluster gets when `init` does not
+/// say (or every node of a smaller cluster).
+pub const DEFAULT_REPLICAS: usize = 3;
+
+/// The most replicas a group of a new cluster may get.
+pub const MAX_REPLICAS: usize = 7;
 
 /// The node's record in its storage ([`Space::Meta`], key `node`).
 const NODE_KEY: &[u8] = b"node";
@@ -155,6 +163,8 @@ pub struct Node {
     placement: RwLock<Option<(Timestamp, Arc<RangeMap>)>>,
     /// Woken when a group refused a key: the placement is stale.
     placement_stale: tokio::sync::Notify,
+    /// The leaders of groups this node holds no replica of, as last heard.
+    leader_hints: RwLock<HashMap<u64, NodeId>>,
     /// Set when the node stops: work in flight ends with it.
     stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -238,6 +248,7 @@ impl Node {
             bootstrap_lock: tokio::sync::Mutex::new(()),
             placement: RwLock::new(None),
             placement_stale: tokio::sync::Notify::new(),
+            leader_hints: RwLock::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
         });
         if record.cluster != 0 {
@@ -304,6 +315,33 @@ impl Node {
                     self.config.id
                 ))
             })
+    }
+
+    /// The leader of `group` as last heard, for a group this node holds no
+    /// replica of (its replica's status says who leads the others).
+    pub fn leader_hint(&self, group: u64) -> Option<NodeId> {
+        self.leader_hints
+            .read()
+            .expect("leader hints poisoned")
+            .get(&group)
+            .copied()
+    }
+
+    /// Notes what asking node `asked` about `group` taught: `Some(leader)`
+    /// when it led or named the leader, `None` when it did not know or did
+    /// not answer (a hint naming `asked` is then dropped).
+    pub(crate) fn learn_leader(&self, group: u64, asked: NodeId, leader: Option<NodeId>) {
+        let mut hints = self.leader_hints.write().expect("leader hints poisoned");
+        match leader {
+            Some(leader) => {
+                hints.insert(group, leader);
+            }
+            None => {
+                if hints.get(&group) == Some(&asked) {
+                    hints.remove(&group);
+                }
+            }
+        }
     }
 
     /// The ids of the other members.
@@ -557,8 +595,9 @@ impl Node {
         Ok(())
     }
 
-    /// Founds a cluster (the `Init` call) with `groups` groups.
-    async fn found_cluster(self: Arc<Self>, groups: u32) -> Result<v1::InitReply> {
+    /// Founds a cluster (the `Init` call) with `groups` groups of
+    /// `replicas` replicas (0: the default).
+    async fn found_cluster(self: Arc<Self>, groups: u32, replicas: u32) -> Result<v1::InitReply> {
         if self.cluster() != 0 {
             return Err(Error::InvalidInput(format!(
                 "node {} already belongs to cluster {:016x}",
@@ -611,22 +650,25 @@ impl Node {
                 "two nodes of the join list have the same node id".into(),
             ));
         }
-        let voters: Vec<NodeId> = ids.iter().copied().take(MAX_FOUNDING_VOTERS).collect();
+        let ids: Vec<NodeId> = ids.into_iter().collect();
+        let groups = u64::from(groups.max(1));
+        let voters = founding_voters(
+            &ids,
+            groups,
+            usize::try_from(replicas).unwrap_or(usize::MAX),
+        )?;
         let cluster = loop {
             let id: u64 = rand::random();
             if id != 0 {
                 break id;
             }
         };
-        let groups = u64::from(groups.max(1));
         let request = v1::BootstrapRequest {
             cluster,
             peers: members.clone(),
-            groups: (DATA_GROUP..DATA_GROUP + groups)
-                .map(|id| v1::GroupSpec {
-                    id,
-                    voters: voters.clone(),
-                })
+            groups: (DATA_GROUP..)
+                .zip(voters)
+                .map(|(id, voters)| v1::GroupSpec { id, voters })
                 .collect(),
             ranges: initial_placement(groups)
                 .into_iter()
@@ -914,13 +956,60 @@ async fn collect_garbage(node: Weak<Node>) {
     }
 }
 
-/// The voter that should lead `spec`'s group first: the voters taken in
-/// turn by group id, so that `n` nodes lead about `groups / n` each.
+/// The voter that should lead `spec`'s group first: its first
+/// ([`founding_voters`] puts them round the nodes).
 fn preferred_leader(spec: &v1::GroupSpec) -> Option<NodeId> {
-    let mut voters = spec.voters.clone();
-    voters.sort_unstable();
-    let turn = usize::try_from(spec.id.saturating_sub(DATA_GROUP)).ok()? % voters.len().max(1);
-    voters.get(turn).copied()
+    spec.voters.first().copied()
+}
+
+/// The voters of each of the `groups` groups of a cluster founded by the
+/// nodes `ids` (ascending), `replicas` of them (0: [`DEFAULT_REPLICAS`], or
+/// every node of a smaller cluster) on distinct nodes, the first voter of
+/// each group being the one to lead it first.
+///
+/// Greedy, group by group: a group's voters are the nodes holding the
+/// fewest replicas so far, and the first of them is the one leading the
+/// fewest groups. Ties go to the node nearest after the `i`-th round the
+/// ring (for the `i`-th group). Every node holds as many replicas as any
+/// other, give or take one.
+pub fn founding_voters(ids: &[NodeId], groups: u64, replicas: usize) -> Result<Vec<Vec<NodeId>>> {
+    let nodes = ids.len();
+    if nodes == 0 {
+        return Err(Error::InvalidInput("a cluster needs a node".into()));
+    }
+    let replicas = match replicas {
+        0 => DEFAULT_REPLICAS.min(nodes),
+        asked => asked,
+    };
+    if replicas > MAX_REPLICAS {
+        return Err(Error::InvalidInput(format!(
+            "a group may have at most {MAX_REPLICAS} replicas, not {replicas}"
+        )));
+    }
+    if replicas > nodes {
+        return Err(Error::InvalidInput(format!(
+            "cannot place {replicas} replicas of each group on distinct nodes: \
+             the cluster has {nodes} node{}",
+            if nodes == 1 { "" } else { "s" }
+        )));
+    }
+    let mut held = vec![0usize; nodes];
+    let mut led = vec![0usize; nodes];
+    let mut voters = Vec::new();
+    for group in 0..groups {
+        let start = usize::try_from(group % nodes as u64).expect("below the node count");
+        // The nodes in ring order from the group's turn; sorts are stable.
+        let mut ring: Vec<usize> = (0..nodes).map(|step| (start + step) % nodes).collect();
+        ring.sort_by_key(|&i| held[i]);
+        let mut picked: Vec<usize> = ring.into_iter().take(replicas).collect();
+        picked.sort_by_key(|&i| led[i]);
+        led[picked[0]] += 1;
+        for &i in &picked {
+            held[i] += 1;
+        }
+        voters.push(picked.into_iter().map(|i| ids[i]).collect());
+    }
+    Ok(voters)
 }
 
 /// Resolves, at the groups this node leads, the prepared transactions whose
@@ -1023,7 +1112,7 @@ impl NodeApi for Node {
     }
 
     fn init(&self, request: v1::InitRequest) -> ApiFuture<v1::InitReply> {
-        Box::pin(self.arc().found_cluster(request.groups))
+        Box::pin(self.arc().found_cluster(request.groups, request.replicas))
     }
 
     fn bootstrap(&self, request: v1::BootstrapRequest) -> ApiFuture<()> {
@@ -1037,5 +1126,76 @@ impl NodeApi for Node {
 
     fn status(&self) -> ApiFuture<v1::StatusReply> {
         ready(Ok(self.status_now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many replicas each node holds.
+    fn held(ids: &[NodeId], voters: &[Vec<NodeId>]) -> Vec<usize> {
+        ids.iter()
+            .map(|id| voters.iter().filter(|v| v.contains(id)).count())
+            .collect()
+    }
+
+    #[test]
+    fn founding_voters_spread_replicas_evenly_and_first_leaders_round() {
+        for nodes in 1..=9u64 {
+            let ids: Vec<NodeId> = (1..=nodes).map(|i| i * 10).collect();
+            for replicas in 1..=nodes.min(7) as usize {
+                for groups in 1..=12 {
+                    let voters = founding_voters(&ids, groups, replicas).unwrap();
+                    assert_eq!(voters.len() as u64, groups);
+                    for v in &voters {
+                        let distinct: BTreeSet<_> = v.iter().collect();
+                        assert_eq!((v.len(), distinct.len()), (replicas, replicas), "{v:?}");
+                    }
+                    let held = held(&ids, &voters);
+                    let (min, max) = (held.iter().min().unwrap(), held.iter().max().unwrap());
+                    assert!(
+                        max - min <= 1,
+                        "{nodes} nodes, {replicas} replicas, {groups} groups: {held:?}"
+                    );
+                    let led: Vec<usize> = ids
+                        .iter()
+                        .map(|id| voters.iter().filter(|v| v[0] == *id).count())
+                        .collect();
+                    // Leaders are only roughly even (leader rebalancing
+                    // evens them out later); with every node a voter of
+                    // every group they go round the ring.
+                    let fair = groups.div_ceil(nodes) as usize;
+                    assert!(
+                        led.iter().all(|&l| l <= fair + 1),
+                        "{nodes} nodes, {replicas} replicas, {groups} groups: led {led:?}"
+                    );
+                    if replicas == nodes as usize {
+                        let firsts: Vec<NodeId> = voters.iter().map(|v| v[0]).collect();
+                        let ring: Vec<NodeId> =
+                            (0..groups).map(|g| ids[(g % nodes) as usize]).collect();
+                        assert_eq!(firsts, ring);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn founding_voters_default_to_three_or_every_node() {
+        assert_eq!(founding_voters(&[1, 2], 1, 0).unwrap(), vec![vec![1, 2]]);
+        assert_eq!(
+            founding_voters(&[1, 2, 3, 4, 5], 3, 0).unwrap(),
+            vec![vec![1, 2, 3], vec![4, 5, 2], vec![3, 5, 4]]
+        );
+    }
+
+    #[test]
+    fn founding_voters_refuse_what_cannot_be_placed() {
+        let too_many = founding_voters(&[1, 2, 3], 2, 4).unwrap_err();
+        assert!(too_many.to_string().contains("3 nodes"), "{too_many}");
+        let ids: Vec<NodeId> = (1..=9).collect();
+        assert!(founding_voters(&ids, 1, 8).is_err());
+        assert!(founding_voters(&[], 1, 0).is_err());
     }
 }

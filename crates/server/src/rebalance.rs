@@ -13,8 +13,10 @@
 //! the leader's recent heartbeats are targets, so a node that is down is
 //! never handed anything.
 //!
-//! Left out: weighing groups by load (every group counts as one), and
-//! moving replicas (only leaderships move).
+//! Left out: weighing groups by load (every group counts as one), a view
+//! beyond the groups a node hosts (with replicas on some nodes only, each
+//! node judges by the groups it holds), and moving replicas (only
+//! leaderships move).
 
 use std::collections::BTreeMap;
 use std::sync::Weak;

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_error::{Error, Result};
+use meridian_paxos::NodeId;
 use meridian_proto::v1;
 use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
@@ -136,7 +137,9 @@ impl ClusterGroups {
     ) -> Result<Option<ClusterTxn>> {
         let Some(replica) = self.node.group(group) else {
             // This node hosts no replica of the group: ask the others.
-            return self.begin_anywhere(group, mode, priority).await;
+            return self
+                .ask_leaders(group, |id| self.begin_at(id, group, mode, priority))
+                .await;
         };
         if let Some(engine) = replica.leader_engine() {
             return match engine.begin_with_priority(mode, Some(priority)).await {
@@ -147,38 +150,67 @@ impl ClusterGroups {
         }
         match replica.status().leader {
             Some(leader) if leader != self.node.id() => {
-                self.begin_at(leader, group, mode, priority).await
+                taken(self.begin_at(leader, group, mode, priority).await)
             }
             _ => Ok(None),
         }
     }
 
-    /// Tries every peer (a node without a replica of the group).
-    async fn begin_anywhere(
-        &self,
-        group: u64,
-        mode: TxnMode,
-        priority: Priority,
-    ) -> Result<Option<ClusterTxn>> {
-        for peer in self.node.peer_ids() {
-            if let Some(txn) = self.begin_at(peer, group, mode, priority).await? {
-                return Ok(Some(txn));
+    /// Runs `ask` at the nodes that may lead `group`, a group whose leader
+    /// this node's replicas cannot name: the leader last heard of first,
+    /// then one a refusal named, then every other peer. `Ok(None)` when
+    /// none took it. What the answers say is kept for next time
+    /// ([`Node::leader_hint`]).
+    async fn ask_leaders<T, F, Fut>(&self, group: u64, ask: F) -> Result<Option<T>>
+    where
+        F: Fn(NodeId) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut asked = BTreeSet::new();
+        let mut named = self.node.leader_hint(group);
+        loop {
+            let next = named.take().filter(|id| !asked.contains(id)).or_else(|| {
+                self.node
+                    .peer_ids()
+                    .into_iter()
+                    .find(|id| !asked.contains(id))
+            });
+            let Some(id) = next else { return Ok(None) };
+            asked.insert(id);
+            match ask(id).await {
+                Ok(done) => {
+                    self.node.learn_leader(group, id, Some(id));
+                    return Ok(Some(done));
+                }
+                Err(Error::NotLeader { leader, .. }) => {
+                    self.node.learn_leader(group, id, leader);
+                    named = leader;
+                }
+                Err(Error::Unavailable(_)) => self.node.learn_leader(group, id, None),
+                Err(err) => return Err(err),
             }
         }
-        Ok(None)
+    }
+
+    /// The API of node `id` (this one's own, or a peer's).
+    fn api_of(&self, id: NodeId) -> Result<Arc<dyn NodeApi>> {
+        if id == self.node.id() {
+            return Ok(self.node.clone());
+        }
+        self.node
+            .peer(id)
+            .ok_or_else(|| Error::Unavailable(format!("no address for node {id}")))
     }
 
     /// Asks node `leader` to begin.
     async fn begin_at(
         &self,
-        leader: u64,
+        leader: NodeId,
         group: u64,
         mode: TxnMode,
         priority: Priority,
-    ) -> Result<Option<ClusterTxn>> {
-        let Some(api) = self.node.peer(leader) else {
-            return Ok(None);
-        };
+    ) -> Result<ClusterTxn> {
+        let api = self.api_of(leader)?;
         let (read_only, at) = match mode {
             TxnMode::ReadWrite => (false, None),
             TxnMode::ReadOnly(ReadTime::Strong | ReadTime::MaxStaleness(_)) => (true, None),
@@ -195,8 +227,8 @@ impl ClusterGroups {
                 tiebreak: priority.tiebreak.to_be_bytes().to_vec(),
             })),
         };
-        match call(&api, request).await {
-            Ok(v1::txn_reply::Result::Began(began)) => Ok(Some(ClusterTxn::Remote(RemoteTxn {
+        match call(&api, request).await? {
+            v1::txn_reply::Result::Began(began) => Ok(ClusterTxn::Remote(RemoteTxn {
                 api,
                 cluster: self.node.cluster(),
                 group,
@@ -206,10 +238,8 @@ impl ClusterGroups {
                 read_ts: began.read_ts.map(wire::ts),
                 wrote: false,
                 finished: false,
-            }))),
-            Ok(other) => Err(unexpected(&other)),
-            Err(Error::NotLeader { .. } | Error::Unavailable(_)) => Ok(None),
-            Err(err) => Err(err),
+            })),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -254,32 +284,19 @@ impl ClusterGroups {
             Some(replica) => replica.status().leader,
             None => None,
         };
-        let candidates: Vec<u64> = match leader {
-            Some(leader) => vec![leader],
-            None => self.node.member_ids(),
-        };
-        for id in candidates {
-            let api: Arc<dyn NodeApi> = if id == self.node.id() {
-                self.node.clone()
-            } else {
-                match self.node.peer(id) {
-                    Some(api) => api,
-                    None => continue,
-                }
-            };
+        let call_at = |id: NodeId| {
             let request = v1::TxnRequest {
                 cluster: self.node.cluster(),
                 group,
                 txn: 0,
                 op: Some(op.clone()),
             };
-            match call(&api, request).await {
-                Ok(result) => return Ok(Some(result)),
-                Err(Error::NotLeader { .. } | Error::Unavailable(_)) => continue,
-                Err(err) => return Err(err),
-            }
+            async move { call(&self.api_of(id)?, request).await }
+        };
+        match leader {
+            Some(leader) => taken(call_at(leader).await),
+            None => self.ask_leaders(group, call_at).await,
         }
-        Ok(None)
     }
 
     /// The outcome of `gid` from its coordinator `group` (recording an
@@ -300,20 +317,19 @@ impl ClusterGroups {
     /// Who serves `group`, as far as this node can tell: the replicas, the
     /// leader, and when its lease ends (asked of the leader's node).
     async fn served_by(&self, group: u64) -> (Vec<u64>, Option<u64>, Option<Timestamp>) {
-        let Some(replica) = self.node.group(group) else {
-            return (Vec::new(), None, None);
-        };
-        let status = replica.status();
-        let Some(leader) = status.leader else {
-            return (status.voters, None, None);
-        };
-        let reply = if leader == self.node.id() {
-            self.node.status().await
-        } else {
-            match self.node.peer(leader) {
-                Some(api) => api.status().await,
-                None => Err(Error::Unavailable(format!("no address for node {leader}"))),
+        let (voters, leader) = match self.node.group(group) {
+            Some(replica) => {
+                let status = replica.status();
+                (status.voters, status.leader)
             }
+            None => self.view_elsewhere(group).await,
+        };
+        let Some(leader) = leader else {
+            return (voters, None, None);
+        };
+        let reply = match self.api_of(leader) {
+            Ok(api) => api.status().await,
+            Err(err) => Err(err),
         };
         let remaining = reply.ok().and_then(|reply| {
             reply
@@ -323,7 +339,27 @@ impl ClusterGroups {
                 .map(|g| Duration::from_nanos(g.lease_remaining_nanos))
         });
         let expiry = remaining.map(|left| self.node.truetime().now().earliest.saturating_add(left));
-        (status.voters, Some(leader), expiry)
+        (voters, Some(leader), expiry)
+    }
+
+    /// The voters and leader of `group`, which this node holds no replica
+    /// of, as the first peer holding one tells (none if no peer answers).
+    async fn view_elsewhere(&self, group: u64) -> (Vec<u64>, Option<u64>) {
+        let peers = self
+            .node
+            .leader_hint(group)
+            .into_iter()
+            .chain(self.node.peer_ids());
+        for id in peers {
+            let Ok(api) = self.api_of(id) else { continue };
+            let Ok(reply) = api.status().await else {
+                continue;
+            };
+            if let Some(status) = reply.groups.into_iter().find(|g| g.group == group) {
+                return (status.voters, (status.leader != 0).then_some(status.leader));
+            }
+        }
+        (Vec::new(), None)
     }
 }
 
@@ -416,9 +452,7 @@ impl Groups for ClusterGroups {
         let groups: BTreeSet<u64> = placement.ranges().map(|(_, _, g)| g).collect();
         groups
             .into_iter()
-            .map(|g| self.node.group(g).map(|replica| replica.status().safe_ts))
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
+            .filter_map(|g| self.node.group(g).map(|replica| replica.status().safe_ts))
             .min()
     }
 
@@ -801,6 +835,16 @@ impl Drop for RemoteTxn {
 }
 
 /// One `Txn` call: the reply's result, or its error.
+/// `result`, or `None` when the node asked did not lead (or did not
+/// answer): then the caller looks for the leader again.
+fn taken<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(done) => Ok(Some(done)),
+        Err(Error::NotLeader { .. } | Error::Unavailable(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 async fn call(api: &Arc<dyn NodeApi>, request: v1::TxnRequest) -> Result<v1::txn_reply::Result> {
     let reply = api.txn(request).await?;
     match reply.result {

@@ -21,6 +21,7 @@ fn options(nodes: usize) -> LocalClusterOptions {
     LocalClusterOptions {
         nodes,
         groups: 1,
+        replicas: nodes as u32,
         replication: ReplicationOptions::fast(),
         rocks: RocksOptions::default(),
         durability: meridian_storage::Durability::Sync,

@@ -1,7 +1,8 @@
-//! Transactions across groups: three nodes in one process, the keyspace cut
-//! into three groups (one range per table, dealt round the groups), so a
-//! transaction over several tables commits with two-phase commit. Nodes are
-//! stopped as a crash would stop them and restarted from their data.
+//! Transactions across groups: three nodes in one process (five in one
+//! test, each group on three of them), the keyspace cut into groups (one
+//! range per table, dealt round the groups), so a transaction over several
+//! tables commits with two-phase commit. Nodes are stopped as a crash would
+//! stop them and restarted from their data.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ async fn open_with(dir: &std::path::Path, replication: ReplicationOptions) -> Lo
     let options = LocalClusterOptions {
         nodes: 3,
         groups: GROUPS,
+        replicas: 3,
         replication,
         rocks: RocksOptions::default(),
         durability: Durability::Sync,
@@ -132,16 +134,11 @@ fn check_external_consistency(history: &[Observed]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = open(dir.path()).await;
-    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-
-    // Open the accounts in one transaction over the three groups. (The
-    // engine is dropped after: a node cannot restart while one of its
-    // engines is alive, since it holds the node's storage.)
+/// Opens the accounts in one transaction over their groups, through node
+/// 1; returns the total. (The engine is dropped after: a node cannot
+/// restart while one of its engines is alive, since it holds the node's
+/// storage.)
+async fn open_accounts(cluster: &LocalCluster, deadline: Instant) -> i64 {
     let opened = retrying(&cluster.engine(1), deadline, |engine| async move {
         let mut txn = engine.begin(TxnMode::ReadWrite).await?;
         for i in 0..ACCOUNTS {
@@ -153,11 +150,20 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
     .await
     .unwrap();
     assert!(opened.is_some());
-    let total = OPENING_BALANCE * ACCOUNTS as i64;
+    OPENING_BALANCE * ACCOUNTS as i64
+}
 
-    // The victim leads group 2; the clients use the other nodes.
-    let victim = cluster.leader_of(2).expect("group 2 has a leader");
-    let clients: Vec<u64> = (1..=3).filter(|&n| n != victim).collect();
+/// Runs transfers (two clients on each node of `clients`) while a reader
+/// checks strong snapshots, killing `victim` 400 ms in and restarting it
+/// 1.5 s later. Returns the committed transfers, checked for external
+/// consistency.
+async fn transfer_while_one_restarts(
+    cluster: &mut LocalCluster,
+    clients: &[u64],
+    victim: u64,
+    total: i64,
+    deadline: Instant,
+) -> Vec<Observed> {
     let history = Arc::new(Mutex::new(Vec::new()));
     let ambiguous = Arc::new(Mutex::new(0usize));
     let failed = Arc::new(Mutex::new(0usize));
@@ -209,7 +215,7 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
         })
     };
 
-    // Kill the participant's leader in the middle of it, then bring it back.
+    // Kill the victim in the middle of it, then bring it back.
     tokio::time::sleep(Duration::from_millis(400)).await;
     cluster.stop(victim);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -226,20 +232,28 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
         history.len()
     );
     check_external_consistency(&history);
+    eprintln!(
+        "committed {} transfers, {} ambiguous, {} failed retryably",
+        history.len(),
+        ambiguous.lock().unwrap(),
+        failed.lock().unwrap()
+    );
+    history
+}
 
-    // Everything prepared gets an outcome (resolution, if the gateway's
-    // message was lost with the leader), and the total holds everywhere.
+/// Waits until nothing stays prepared at the leaders of `groups` groups
+/// (resolution, if the gateway's message was lost with a leader), then
+/// checks the total through every node, under locks and in a snapshot.
+async fn check_settled_total(cluster: &LocalCluster, groups: u64, total: i64, deadline: Instant) {
     cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let settle = Instant::now() + PREPARED_TIMEOUT * 4;
     loop {
-        let pending: usize = (1..=GROUPS as u64)
-            .filter_map(|g| cluster.leader_of(g))
-            .map(|n| {
-                (1..=GROUPS as u64)
-                    .filter_map(|g| cluster.node(n).group(g)?.leader_engine())
-                    .map(|e| e.prepared().len())
-                    .sum::<usize>()
+        let pending: usize = (1..=groups)
+            .filter_map(|g| {
+                let leader = cluster.leader_of(g)?;
+                cluster.node(leader).group(g)?.leader_engine()
             })
+            .map(|e| e.prepared().len())
             .sum();
         if pending == 0 {
             break;
@@ -250,7 +264,7 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for node in 1..=3 {
+    for node in cluster.running() {
         let engine = cluster.engine(node);
         let locked = retrying(&engine, deadline, |e| async move {
             balances(&e, TxnMode::ReadWrite).await
@@ -265,12 +279,102 @@ async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_die
         .unwrap();
         assert_eq!(snapshot, locked);
     }
-    eprintln!(
-        "committed {} transfers, {} ambiguous, {} failed retryably",
-        history.len(),
-        ambiguous.lock().unwrap(),
-        failed.lock().unwrap()
-    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_group_transfers_conserve_the_total_while_a_participant_leader_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let total = open_accounts(&cluster, deadline).await;
+
+    // The victim leads group 2; the clients use the other nodes.
+    let victim = cluster.leader_of(2).expect("group 2 has a leader");
+    let clients: Vec<u64> = (1..=3).filter(|&n| n != victim).collect();
+    transfer_while_one_restarts(&mut cluster, &clients, victim, total, deadline).await;
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_hold_three_replicas_of_each_group_and_each_serves_every_group() {
+    const NODES: u64 = 5;
+    const GROUPS: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: NODES as usize,
+        groups: GROUPS as u32,
+        replicas: 3,
+        replication: ReplicationOptions::fast(),
+        rocks: RocksOptions::default(),
+        durability: Durability::Sync,
+    };
+    let mut cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+
+    // Three replicas of each group on distinct nodes, three on each node,
+    // and the first leaders round the nodes.
+    let hosts = |cluster: &LocalCluster, g: u64| -> Vec<u64> {
+        (1..=NODES)
+            .filter(|&n| cluster.node(n).group(g).is_some())
+            .collect()
+    };
+    for g in 1..=GROUPS {
+        let hosts = hosts(&cluster, g);
+        assert_eq!(hosts.len(), 3, "group {g} on {hosts:?}");
+        for &n in &hosts {
+            let mut voters = cluster.node(n).group(g).unwrap().status().voters;
+            voters.sort_unstable();
+            assert_eq!(voters, hosts, "group {g}'s voters as node {n} knows them");
+        }
+    }
+    for n in 1..=NODES {
+        let held = (1..=GROUPS)
+            .filter(|&g| hosts(&cluster, g).contains(&n))
+            .count();
+        assert_eq!(held, 3, "node {n} holds {held} replicas");
+    }
+    let mut leaders: Vec<Option<u64>> = (1..=GROUPS).map(|g| cluster.leader_of(g)).collect();
+    leaders.sort_unstable();
+    assert_eq!(leaders, (1..=NODES).map(Some).collect::<Vec<_>>());
+
+    // Transfers through every node (each lacks replicas of two groups)
+    // while the leader of an account group dies and comes back.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let total = open_accounts(&cluster, deadline).await;
+    let victim = cluster.leader_of(3).expect("group 3 has a leader");
+    let clients: Vec<u64> = (1..=NODES).filter(|&n| n != victim).collect();
+    transfer_while_one_restarts(&mut cluster, &clients, victim, total, deadline).await;
+    check_settled_total(&cluster, GROUPS, total, deadline).await;
+
+    // A node without a replica found the leader by asking, and remembers
+    // it; bounded-staleness reads and the range listing work there too.
+    for n in 1..=NODES {
+        let engine = cluster.engine(n);
+        let stale = retrying(&engine, deadline, |e| async move {
+            balances(
+                &e,
+                TxnMode::ReadOnly(ReadTime::MaxStaleness(Duration::from_secs(5))),
+            )
+            .await
+        })
+        .await
+        .unwrap();
+        assert_eq!(stale.iter().sum::<i64>(), total, "node {n}: {stale:?}");
+        for info in engine.ranges().await.unwrap() {
+            assert_eq!(info.replicas.len(), 3, "node {n}: {info:?}");
+            assert!(info.leader.is_some(), "node {n}: {info:?}");
+        }
+        for g in (2..=4).filter(|&g| !hosts(&cluster, g).contains(&n)) {
+            assert!(
+                cluster.node(n).leader_hint(g).is_some(),
+                "node {n} has no hint of group {g}'s leader"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

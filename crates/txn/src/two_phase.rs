@@ -200,9 +200,11 @@ pub trait Groups: Send + Sync + 'static {
     /// A fresh transaction identity (randomness is the implementation's).
     fn new_gid(&self) -> GlobalTxnId;
 
-    /// The largest timestamp the gateway's own replicas of every group can
-    /// serve now (the smallest of their safe times), if it has one of each:
-    /// what a bounded-staleness read picks. `None`: no local replicas.
+    /// The largest timestamp the gateway's own replicas can all serve now
+    /// (the smallest of their safe times): what a bounded-staleness read
+    /// picks. Groups the gateway holds no replica of are read at their
+    /// leaders, which serve any timestamp not in the future. `None`: no
+    /// local replicas.
     fn local_safe_ts(&self) -> Option<Timestamp> {
         None
     }
