@@ -65,10 +65,14 @@ impl Cluster {
         for id in 1..=n {
             cluster.launch(id);
         }
+        // Every node holds a replica of every group: the tests kill up to
+        // a minority of the nodes and check every node caught up.
+        let replicas = n.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = meridian()
                 .args(["init", "--host", &cluster.nodes[0].grpc])
+                .args(["--replicas", &replicas])
                 .output()
                 .unwrap();
             if out.status.success() {
