@@ -192,10 +192,11 @@ for i in $(seq 1 "$nodes"); do
 done
 log "all nodes serve gRPC"
 
-log "founding the cluster: meridian init --host node1:6433"
+# A replica of every group on every node, as the checks below expect.
+log "founding the cluster: meridian init --host node1:6433 --replicas $nodes"
 inited=0
 for attempt in $(seq 1 30); do
-    if out="$(timeout 30 docker run --rm --network "$network" "$image" init --host node1:6433 2>&1)"; then
+    if out="$(timeout 30 docker run --rm --network "$network" "$image" init --host node1:6433 --replicas "$nodes" 2>&1)"; then
         printf '%s\n' "$out" >&2
         inited=1
         break
