@@ -13,8 +13,9 @@
 //! memberships and the placement to each member, itself included. Each
 //! group gets `replicas` voters (three by default) on distinct nodes
 //! ([`founding_voters`]): every node holds about as many replicas as any
-//! other, and the groups' first leaders go round the nodes. A member persists all of it in one synced batch and
-//! starts its replica with [`Start::Bootstrap`]; bootstrapping again with
+//! other, and the groups' first leaders are spread over the nodes. A member
+//! persists all of it in one synced batch and starts its replica with
+//! [`Start::Bootstrap`]; bootstrapping again with
 //! the same cluster id is a no-op, so `init` can be retried. A restarted
 //! node reads it back and recovers its replicas ([`Start::Recover`]).
 //!
@@ -355,17 +356,6 @@ impl Node {
             .collect();
         ids.sort_unstable();
         ids
-    }
-
-    /// The ids of every member, this node included.
-    pub fn member_ids(&self) -> Vec<NodeId> {
-        self.record
-            .read()
-            .expect("record poisoned")
-            .peers
-            .iter()
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     /// The bytes (keys and values) of every stored version of the keys in

@@ -834,7 +834,6 @@ impl Drop for RemoteTxn {
     }
 }
 
-/// One `Txn` call: the reply's result, or its error.
 /// `result`, or `None` when the node asked did not lead (or did not
 /// answer): then the caller looks for the leader again.
 fn taken<T>(result: Result<T>) -> Result<Option<T>> {
@@ -845,6 +844,7 @@ fn taken<T>(result: Result<T>) -> Result<Option<T>> {
     }
 }
 
+/// One `Txn` call: the reply's result, or its error.
 async fn call(api: &Arc<dyn NodeApi>, request: v1::TxnRequest) -> Result<v1::txn_reply::Result> {
     let reply = api.txn(request).await?;
     match reply.result {

@@ -306,9 +306,7 @@ async fn five_nodes_hold_three_replicas_of_each_group_and_each_serves_every_grou
         nodes: NODES as usize,
         groups: GROUPS as u32,
         replicas: 3,
-        replication: ReplicationOptions::fast(),
-        rocks: RocksOptions::default(),
-        durability: Durability::Sync,
+        ..LocalClusterOptions::default()
     };
     let mut cluster = LocalCluster::open(dir.path(), clock, options)
         .await

@@ -550,28 +550,28 @@ impl Group {
         ready: impl Fn(&GroupStatus) -> bool,
     ) -> Result<GroupStatus> {
         let mut status = self.status.clone();
+        // What a status settles: ready, or the replica failed.
+        let settled = |current: GroupStatus| -> Option<Result<GroupStatus>> {
+            if ready(&current) {
+                return Some(Ok(current));
+            }
+            current.failed.map(Err)
+        };
         if timeout.is_zero() {
             // No timer: tokio rounds deadlines up to the next millisecond,
             // so even a zero timeout would sleep up to a millisecond when
             // the status is not ready (a strong read at a follower).
-            let current = status.borrow().clone();
-            return match current.failed {
-                _ if ready(&current) => Ok(current),
-                Some(err) => Err(err),
-                None => Err(Error::Unavailable(format!(
+            return settled(status.borrow().clone()).unwrap_or_else(|| {
+                Err(Error::Unavailable(format!(
                     "group {}: condition not reached",
                     self.id
-                ))),
-            };
+                )))
+            });
         }
         let waited = tokio::time::timeout(timeout, async {
             loop {
-                let current = status.borrow_and_update().clone();
-                if ready(&current) {
-                    return Ok(current);
-                }
-                if let Some(err) = current.failed {
-                    return Err(err);
+                if let Some(done) = settled(status.borrow_and_update().clone()) {
+                    return done;
                 }
                 if status.changed().await.is_err() {
                     return Err(Error::Unavailable(format!("group {} stopped", self.id)));
