@@ -32,6 +32,8 @@ enum Command {
     Init(node::InitArgs),
     /// Show a node's view of its replicas.
     Status(node::StatusArgs),
+    /// Move a group's replica from one node to another.
+    MoveReplica(node::MoveReplicaArgs),
     /// The interactive SQL shell (also runs -e statements and -f scripts).
     Sql(shell::SqlArgs),
     /// Benchmarks against any PostgreSQL-protocol server (`bench tpcc`).
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
         Command::Start(args) => node::start(args).await,
         Command::Init(args) => node::init(args).await,
         Command::Status(args) => node::status(args).await,
+        Command::MoveReplica(args) => node::move_replica(args).await,
         Command::Sql(args) => return std::process::ExitCode::from(shell::run(args).await),
         Command::Bench(command) => return std::process::ExitCode::from(bench::run(command).await),
     };

@@ -19,8 +19,9 @@ use meridian_error::{Error, Result};
 use meridian_proto::v1;
 use meridian_server::clock::{self, SystemClock, DEFAULT_EPSILON};
 use meridian_server::group::{
-    ReplicationOptions, Storage, DEFAULT_GC_RETENTION, DEFAULT_LEADER_REBALANCE_INTERVAL,
-    DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_RANGE_BYTES,
+    ReplicationOptions, Storage, DEFAULT_DEAD_NODE_TIMEOUT, DEFAULT_GC_RETENTION,
+    DEFAULT_LEADER_REBALANCE_INTERVAL, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_RANGE_BYTES,
+    DEFAULT_REPLICA_REBALANCE_INTERVAL,
 };
 use meridian_server::grpc::{self, GrpcConnector, GrpcPeer};
 use meridian_server::local::{OffExecutor, TokioSleeper};
@@ -85,6 +86,16 @@ pub struct StartArgs {
     /// (0: never).
     #[arg(long, default_value_t = DEFAULT_LEADER_REBALANCE_INTERVAL.as_secs())]
     leader_rebalance_secs: u64,
+    /// How often the node serving the first group looks whether a replica
+    /// should move (off a dead node, or to even out the replicas per
+    /// node), in seconds (0: never).
+    #[arg(long, default_value_t = DEFAULT_REPLICA_REBALANCE_INTERVAL.as_secs())]
+    replica_rebalance_secs: u64,
+    /// A node that has not answered for this many seconds is dead: its
+    /// replicas are moved to other nodes.
+    #[arg(long, default_value_t = DEFAULT_DEAD_NODE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    dead_node_secs: u64,
 }
 
 /// Options of `meridian init`.
@@ -115,6 +126,24 @@ pub struct StatusArgs {
     host: String,
 }
 
+/// Options of `meridian move-replica`.
+#[derive(Args, Debug)]
+pub struct MoveReplicaArgs {
+    /// The gRPC address of any node of the cluster: it runs the move.
+    #[arg(long, default_value = "127.0.0.1:6433")]
+    host: String,
+    /// The group whose replica moves (`SHOW RANGES` and `meridian status`
+    /// name the groups and their replicas).
+    #[arg(long)]
+    group: u64,
+    /// The node the replica leaves.
+    #[arg(long)]
+    from: u64,
+    /// The node that gets the replica (it must not hold one of the group).
+    #[arg(long)]
+    to: u64,
+}
+
 /// How often the clock's bound is checked.
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the clock is compared with the peers'.
@@ -132,6 +161,8 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         max_range_bytes: args.max_range_mib << 20,
         max_log_bytes: (args.max_log_mib << 20) as usize,
         leader_rebalance_interval: Duration::from_secs(args.leader_rebalance_secs),
+        replica_rebalance_interval: Duration::from_secs(args.replica_rebalance_secs),
+        dead_node_timeout: Duration::from_secs(args.dead_node_secs),
         ..ReplicationOptions::default()
     };
     let clock = Arc::new(SystemClock::new(epsilon));
@@ -264,6 +295,29 @@ pub async fn init(args: InitArgs) -> Result<u8> {
     for member in reply.members {
         println!("  node {} at {}", member.id, member.address);
     }
+    Ok(0)
+}
+
+/// Moves a group's replica: the node at `--host` adds the new voter, waits
+/// until it caught up, removes the old one and drops its replica.
+pub async fn move_replica(args: MoveReplicaArgs) -> Result<u8> {
+    let node = GrpcPeer::connect(&args.host)?;
+    // Reachable? (The move's own errors may be `Unavailable` too, for
+    // other reasons.)
+    node.status()
+        .await
+        .map_err(|err| unreachable_hint(&args.host, err))?;
+    let reply = node
+        .move_replica(v1::MoveReplicaRequest {
+            group: args.group,
+            from: args.from,
+            to: args.to,
+        })
+        .await?;
+    println!(
+        "moved group {}'s replica from node {} to node {}: voters {:?}",
+        args.group, args.from, args.to, reply.voters
+    );
     Ok(0)
 }
 

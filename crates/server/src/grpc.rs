@@ -32,8 +32,12 @@ const TXN_CALL: Duration = Duration::from_secs(60);
 /// page of large rows or a snapshot may exceed tonic's default of 4 MiB.
 const MAX_MESSAGE: usize = 256 << 20;
 
-/// The deadline of `Init` (it calls every member).
+/// The deadline of `Init` (it calls every member), `HostReplica` and
+/// `DropReplica` (which may ask the group's leader).
 const INIT_CALL: Duration = Duration::from_secs(30);
+/// The deadline of `MoveReplica`: the new replica catches up meanwhile
+/// (a snapshot of the group's data, or its log).
+const MOVE_CALL: Duration = Duration::from_secs(600);
 
 /// Serves `api` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -147,6 +151,39 @@ impl NodeService for Service {
     ) -> std::result::Result<Response<v1::StatusReply>, Status> {
         self.0.status().await.map(Response::new).map_err(to_status)
     }
+
+    async fn host_replica(
+        &self,
+        request: Request<v1::ReplicaRequest>,
+    ) -> std::result::Result<Response<v1::ReplicaReply>, Status> {
+        self.0
+            .host_replica(request.into_inner())
+            .await
+            .map(|()| Response::new(v1::ReplicaReply {}))
+            .map_err(to_status)
+    }
+
+    async fn drop_replica(
+        &self,
+        request: Request<v1::ReplicaRequest>,
+    ) -> std::result::Result<Response<v1::ReplicaReply>, Status> {
+        self.0
+            .drop_replica(request.into_inner())
+            .await
+            .map(|()| Response::new(v1::ReplicaReply {}))
+            .map_err(to_status)
+    }
+
+    async fn move_replica(
+        &self,
+        request: Request<v1::MoveReplicaRequest>,
+    ) -> std::result::Result<Response<v1::MoveReplicaReply>, Status> {
+        self.0
+            .move_replica(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
 }
 
 /// Connects to peers over gRPC (lazily: a peer that is down fails calls,
@@ -254,6 +291,39 @@ impl NodeApi for GrpcPeer {
         Box::pin(async move {
             client
                 .status(with_deadline(v1::StatusRequest {}, SHORT_CALL))
+                .await
+                .map(Response::into_inner)
+                .map_err(from_status)
+        })
+    }
+
+    fn host_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .host_replica(with_deadline(request, INIT_CALL))
+                .await
+                .map(drop)
+                .map_err(from_status)
+        })
+    }
+
+    fn drop_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .drop_replica(with_deadline(request, INIT_CALL))
+                .await
+                .map(drop)
+                .map_err(from_status)
+        })
+    }
+
+    fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .move_replica(with_deadline(request, MOVE_CALL))
                 .await
                 .map(Response::into_inner)
                 .map_err(from_status)

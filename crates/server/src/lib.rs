@@ -19,6 +19,7 @@ pub mod node;
 pub mod paxos_log;
 pub mod placement;
 pub mod rebalance;
+pub mod replicas;
 pub mod route;
 pub mod spans;
 pub mod txn_service;

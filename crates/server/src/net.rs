@@ -46,6 +46,13 @@ pub trait NodeApi: Send + Sync + 'static {
     fn txn(&self, request: v1::TxnRequest) -> ApiFuture<v1::TxnReply>;
     /// The node's view of its groups.
     fn status(&self) -> ApiFuture<v1::StatusReply>;
+    /// Starts an empty replica of a group here, to be added to its voters.
+    fn host_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()>;
+    /// Stops and forgets this node's replica of a group that no longer
+    /// names it a voter.
+    fn drop_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()>;
+    /// Moves a group's replica between two nodes (run by this node).
+    fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply>;
 }
 
 /// Turns a peer's address into a handle on its API.
@@ -234,5 +241,14 @@ impl NodeApi for LocalPeer {
     }
     fn status(&self) -> ApiFuture<v1::StatusReply> {
         self.call(|node| node.status())
+    }
+    fn host_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        self.call(|node| node.host_replica(request))
+    }
+    fn drop_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        self.call(|node| node.drop_replica(request))
+    }
+    fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply> {
+        self.call(|node| node.move_replica(request))
     }
 }

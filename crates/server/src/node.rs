@@ -36,9 +36,16 @@
 //! A node that holds no replica of a group finds its leader by asking the
 //! other nodes, and remembers the answer ([`Node::leader_hint`]).
 //!
+//! # Hosting and dropping replicas
+//!
+//! A replica move ([`crate::replicas`]) asks the new node to host an empty
+//! replica ([`Node::host_replica_here`]) and the old one to drop its
+//! replica once the voters no longer name it ([`Node::drop_replica_here`]);
+//! both change the node record and the group's records in one synced
+//! batch.
+//!
 //! Left out: changing the address book after init (nodes keep the address
-//! they were founded with), adding nodes to a running cluster, and moving
-//! replicas between nodes.
+//! they were founded with) and adding nodes to a running cluster.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -61,6 +68,7 @@ use crate::group::{
     state, Group, GroupEnv, LeaderEngine, MonoClock, Outbox, ReplicationOptions, Start, Storage,
 };
 use crate::net::{ApiFuture, Connector, NodeApi, PeerQueue};
+use crate::paxos_log::PaxosStore;
 use crate::route::{ClusterEngine, ClusterGroups};
 use crate::txn_service::RemoteTxns;
 
@@ -270,6 +278,8 @@ impl Node {
         tokio::spawn(crate::placement::keep_fresh(Arc::downgrade(&node)));
         tokio::spawn(crate::placement::split_large_ranges(Arc::downgrade(&node)));
         tokio::spawn(crate::rebalance::rebalance_leaders(Arc::downgrade(&node)));
+        tokio::spawn(crate::replicas::retire_removed(Arc::downgrade(&node)));
+        tokio::spawn(crate::replicas::rebalance_replicas(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -582,6 +592,88 @@ impl Node {
             .write()
             .expect("groups poisoned")
             .insert(group, Arc::new(replica));
+        Ok(())
+    }
+
+    /// The replicas this node hosts.
+    pub fn hosted(&self) -> Vec<Arc<Group>> {
+        self.groups
+            .read()
+            .expect("groups poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Checks a call names this node's cluster.
+    fn check_cluster(&self, cluster: u64) -> Result<()> {
+        if cluster == 0 || cluster != self.cluster() {
+            return Err(Error::InvalidInput(format!(
+                "node {} does not belong to cluster {cluster:016x}",
+                self.config.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts an empty replica of `group` here, to be added to its voters
+    /// (the `HostReplica` call; a no-op if the node has one). The node
+    /// record names it before it starts, so a restart recovers it.
+    pub async fn host_replica_here(&self, group: u64) -> Result<()> {
+        let _guard = self.bootstrap_lock.lock().await;
+        if self.group(group).is_some() {
+            return Ok(());
+        }
+        if !self.known_groups().contains(&group) {
+            return Err(Error::InvalidInput(format!(
+                "the cluster has no group {group}"
+            )));
+        }
+        let mut record = self.record.read().expect("record poisoned").clone();
+        record.groups.push(group);
+        record.groups.sort_unstable();
+        // Whatever an earlier replica here left (dropped in a crash before
+        // its records were erased) must not be taken for this one's.
+        let mut batch = forget_group(&self.storage, group);
+        put_record(&mut batch, &record);
+        self.storage.write(batch, Durability::Sync)?;
+        *self.record.write().expect("record poisoned") = record;
+        self.start_group(group, Start::Join)?;
+        tracing::info!(node = self.config.id, group, "hosting a new replica");
+        Ok(())
+    }
+
+    /// Stops and forgets this node's replica of `group` (the `DropReplica`
+    /// call; a no-op if there is none): refused while the group's voters
+    /// name this node, as its leader tells when this replica believes so.
+    /// Its Paxos and state machine records are erased with the node record
+    /// change, in one batch; its versions stay in the store.
+    pub async fn drop_replica_here(self: &Arc<Self>, group: u64) -> Result<()> {
+        let Some(replica) = self.group(group) else {
+            return Ok(());
+        };
+        if replica.status().voters.contains(&self.config.id) {
+            let voters = crate::replicas::voters(&ClusterGroups::new(self.clone()), group).await?;
+            if voters.contains(&self.config.id) {
+                return Err(Error::InvalidInput(format!(
+                    "node {} is a voter of group {group}: remove it from the voters first \
+                     (meridian move-replica)",
+                    self.config.id
+                )));
+            }
+        }
+        let _guard = self.bootstrap_lock.lock().await;
+        let Some(replica) = self.groups.write().expect("groups poisoned").remove(&group) else {
+            return Ok(());
+        };
+        replica.shut_down().await;
+        let mut record = self.record.read().expect("record poisoned").clone();
+        record.groups.retain(|&g| g != group);
+        let mut batch = forget_group(&self.storage, group);
+        put_record(&mut batch, &record);
+        self.storage.write(batch, Durability::Sync)?;
+        *self.record.write().expect("record poisoned") = record;
+        tracing::info!(node = self.config.id, group, "dropped a replica");
         Ok(())
     }
 
@@ -1065,12 +1157,25 @@ async fn resolve_once(node: &Arc<Node>) {
 
 fn write_record(storage: &Storage, record: &NodeRecord) -> Result<()> {
     let mut batch = WriteBatch::new();
+    put_record(&mut batch, record);
+    storage.write(batch, Durability::Sync)
+}
+
+fn put_record(batch: &mut WriteBatch, record: &NodeRecord) {
     batch.put(
         Space::Meta,
         NODE_KEY.to_vec(),
         postcard::to_allocvec(record).expect("node records always encode"),
     );
-    storage.write(batch, Durability::Sync)
+}
+
+/// A batch erasing every record of this node's replica of `group`: its
+/// Paxos records and its state machine's.
+fn forget_group(storage: &Storage, group: u64) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    PaxosStore::new(storage.clone(), group).erase(&mut batch);
+    state::erase(group, &mut batch);
+    batch
 }
 
 fn ready<T: Send + 'static>(value: Result<T>) -> ApiFuture<T> {
@@ -1116,6 +1221,39 @@ impl NodeApi for Node {
 
     fn status(&self) -> ApiFuture<v1::StatusReply> {
         ready(Ok(self.status_now()))
+    }
+
+    fn host_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        let node = self.arc();
+        Box::pin(async move {
+            node.check_cluster(request.cluster)?;
+            node.host_replica_here(request.group).await
+        })
+    }
+
+    fn drop_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()> {
+        let node = self.arc();
+        Box::pin(async move {
+            node.check_cluster(request.cluster)?;
+            node.drop_replica_here(request.group).await
+        })
+    }
+
+    fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply> {
+        let node = self.arc();
+        Box::pin(async move {
+            if node.cluster() == 0 {
+                return Err(Error::Unavailable(format!(
+                    "node {} does not belong to a cluster yet (run meridian init)",
+                    node.config.id
+                )));
+            }
+            let groups = ClusterGroups::new(node);
+            let voters =
+                crate::replicas::move_replica(&groups, request.group, request.from, request.to)
+                    .await?;
+            Ok(v1::MoveReplicaReply { voters })
+        })
     }
 }
 

@@ -137,6 +137,15 @@ impl<E: Engine> PaxosStore<E> {
         self.engine.write(batch, Durability::Sync)
     }
 
+    /// Adds to `batch` the deletion of every record of this group (log,
+    /// hard state, snapshot): what a node forgets when its replica leaves
+    /// the group.
+    pub fn erase(&self, batch: &mut WriteBatch) {
+        batch.delete_range(Space::Log, self.log_key(0), self.log_end());
+        batch.delete(Space::Meta, self.meta_key(HARD_STATE));
+        batch.delete(Space::Meta, self.meta_key(SNAPSHOT));
+    }
+
     /// A batch writing `snapshot`'s record, for the state machine to write
     /// with the state it installs from the snapshot.
     pub fn snapshot_record(&self, snapshot: &Snapshot) -> WriteBatch {

@@ -15,8 +15,8 @@
 //!
 //! Left out: weighing groups by load (every group counts as one), a view
 //! beyond the groups a node hosts (with replicas on some nodes only, each
-//! node judges by the groups it holds), and moving replicas (only
-//! leaderships move).
+//! node judges by the groups it holds). Replicas move in
+//! [`crate::replicas`].
 
 use std::collections::BTreeMap;
 use std::sync::Weak;

@@ -193,7 +193,7 @@ impl ClusterGroups {
     }
 
     /// The API of node `id` (this one's own, or a peer's).
-    fn api_of(&self, id: NodeId) -> Result<Arc<dyn NodeApi>> {
+    pub(crate) fn api_of(&self, id: NodeId) -> Result<Arc<dyn NodeApi>> {
         if id == self.node.id() {
             return Ok(self.node.clone());
         }

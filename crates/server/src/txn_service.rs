@@ -159,6 +159,19 @@ impl RemoteTxns {
                 let group = node.group(request.group).expect("it leads");
                 return read_versions(node, &group, versions).map(Reply::Versions);
             }
+            Op::ChangeVoters(change) => {
+                if leader_engine()?.handed_over() {
+                    // Its view of the voters is no longer the group's.
+                    return Err(Error::NotLeader {
+                        group: request.group,
+                        leader: None,
+                    });
+                }
+                let group = node.group(request.group).expect("it leads");
+                return crate::replicas::change_voters_at_leader(node, &group, change)
+                    .await
+                    .map(Reply::Voters);
+            }
             Op::Ingest(ingest) => {
                 leader_engine()?;
                 let group = node.group(request.group).expect("it leads");
@@ -238,7 +251,12 @@ impl RemoteTxns {
             .as_mut()
             .ok_or_else(|| Error::Aborted(format!("transaction {} already ended", request.txn)))?;
         Ok(match op {
-            Op::Begin(_) | Op::Decide(_) | Op::Resolve(_) | Op::Versions(_) | Op::Ingest(_) => {
+            Op::Begin(_)
+            | Op::Decide(_)
+            | Op::Resolve(_)
+            | Op::Versions(_)
+            | Op::Ingest(_)
+            | Op::ChangeVoters(_) => {
                 unreachable!("handled above")
             }
             Op::Prepare(prepare) => {

@@ -12,6 +12,7 @@ use meridian_error::Error;
 use meridian_server::clock::SystemClock;
 use meridian_server::cluster::{LocalCluster, LocalClusterOptions};
 use meridian_server::group::ReplicationOptions;
+use meridian_server::net::NodeApi;
 use meridian_server::node::PREPARED_TIMEOUT;
 use meridian_storage::{keycode, Durability, RocksOptions};
 use meridian_truetime::Timestamp;
@@ -898,4 +899,279 @@ async fn leaderships_are_rebalanced_onto_a_restarted_node() {
     .await
     .unwrap();
     assert!(written.is_some());
+}
+
+/// The nodes of `cluster` hosting a replica of `group`.
+fn hosts(cluster: &LocalCluster, group: u64) -> Vec<u64> {
+    cluster
+        .running()
+        .into_iter()
+        .filter(|&n| cluster.node(n).group(group).is_some())
+        .collect()
+}
+
+/// Moves `group`'s replica from `from` to `to`, asking node `via`.
+async fn move_replica(
+    cluster: &LocalCluster,
+    via: u64,
+    group: u64,
+    from: u64,
+    to: u64,
+) -> Result<Vec<u64>, Error> {
+    let request = meridian_proto::v1::MoveReplicaRequest { group, from, to };
+    let reply = cluster.node(via).move_replica(request).await?;
+    Ok(reply.voters)
+}
+
+/// Four nodes, three replicas per group. A replica moves from the leader
+/// of its group to the node without one while transfers run (the leader
+/// hands over, the new replica catches up by snapshot since the log is
+/// kept short); the totals hold and the old replica is gone, also after
+/// restarts. Then a replica moves off a node that is down (removed first),
+/// and that node, restarted, retires the replica it still had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_move_between_nodes_under_load_and_removed_ones_retire() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 4,
+        groups: GROUPS,
+        replicas: 3,
+        replication: ReplicationOptions {
+            // Short logs: the new replica catches up from a snapshot.
+            max_log_bytes: 16 << 10,
+            // Only the moves of this test.
+            replica_rebalance_interval: Duration::ZERO,
+            ..ReplicationOptions::fast()
+        },
+        ..LocalClusterOptions::default()
+    };
+    let mut cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let total = open_accounts(&cluster, deadline).await;
+
+    // Group 2 (accounts 0, 3, 6) moves off its leader to the spare node.
+    let before = hosts(&cluster, 2);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let from = cluster.leader_of(2).expect("group 2 has a leader");
+    let to = (1..=4).find(|n| !before.contains(n)).unwrap();
+    let via = (1..=4).find(|&n| n != from && n != to).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for node in [via, to] {
+        let engine = cluster.engine(node);
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut committed = 0;
+            for n in 0..400u64 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline {
+                    break;
+                }
+                let a = (n * 5 + node) % ACCOUNTS;
+                let b = (a + 1 + n % (ACCOUNTS - 1)) % ACCOUNTS;
+                match transfer(&engine, account(a), account(b), 1 + (n % 5) as i64).await {
+                    Ok(Some(_)) => committed += 1,
+                    Ok(None) => {}
+                    Err(err) if err.is_retryable() || matches!(err, Error::AmbiguousCommit(_)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(err) => panic!("transfer failed: {err}"),
+                }
+            }
+            committed
+        }));
+    }
+    // Once the leader's log no longer starts at slot 1, the new replica
+    // can only catch up from a snapshot.
+    let leader = cluster.node(from).group(2).unwrap();
+    leader
+        .wait_for(Duration::from_secs(30), |s| s.snapshot_index > 0)
+        .await
+        .expect("the leader truncates its log");
+    drop(leader);
+    let mut voters = move_replica(&cluster, via, 2, from, to).await.unwrap();
+    voters.sort_unstable();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let committed: usize = futures_total(clients).await;
+    assert!(committed > 0, "no transfer committed during the move");
+    let mut expected: Vec<u64> = before.iter().copied().filter(|&n| n != from).collect();
+    expected.push(to);
+    expected.sort_unstable();
+    assert_eq!(voters, expected);
+    assert_eq!(hosts(&cluster, 2), expected);
+    for &n in &expected {
+        // Followers learn that the change was chosen with the next commit
+        // index the leader sends.
+        let replica = cluster.node(n).group(2).unwrap();
+        let known = replica
+            .wait_for(Duration::from_secs(5), |s| {
+                let mut voters = s.voters.clone();
+                voters.sort_unstable();
+                voters == expected
+            })
+            .await;
+        assert!(
+            known.is_ok(),
+            "group 2's voters as node {n} knows them: {:?}",
+            replica.status().voters
+        );
+    }
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+
+    // A repeated move is done already; both nodes keep what they have
+    // after a restart.
+    let again = move_replica(&cluster, via, 2, from, to).await.unwrap();
+    assert_eq!(again.len(), 3);
+    for n in [from, to] {
+        cluster.stop(n);
+        cluster.start(n).await.unwrap();
+    }
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_eq!(hosts(&cluster, 2), expected);
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+
+    // Group 3 moves off a node that is down: the voter goes first, the
+    // new replica comes after; the node, back, retires its replica.
+    let before = hosts(&cluster, 3);
+    let spare = (1..=4).find(|n| !before.contains(n)).unwrap();
+    let down = *before
+        .iter()
+        .find(|&&n| Some(n) != cluster.leader_of(3))
+        .unwrap();
+    let via = cluster.leader_of(3).unwrap();
+    cluster.stop(down);
+    // The leader notices it is gone within an election timeout.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let voters = move_replica(&cluster, via, 3, down, spare).await.unwrap();
+    assert!(
+        !voters.contains(&down) && voters.contains(&spare),
+        "{voters:?}"
+    );
+    cluster.start(down).await.unwrap();
+    let retire_by = Instant::now() + meridian_server::replicas::RETIRE_INTERVAL * 3;
+    while cluster.node(down).group(3).is_some() {
+        assert!(
+            Instant::now() < retire_by,
+            "node {down} still hosts group 3"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+
+    // Refusals: a move to the same node, of an unknown group, to a node
+    // outside the cluster.
+    for (group, from, to) in [(1, 1, 1), (9, 1, 2), (1, 1, 9)] {
+        let err = move_replica(&cluster, 1, group, from, to)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+}
+
+/// Sums what the tasks return.
+async fn futures_total(tasks: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total
+}
+
+/// The voters of every group, as their leaders tell (`None` while a group
+/// has no leader).
+async fn all_voters(cluster: &LocalCluster) -> Option<Vec<Vec<u64>>> {
+    let mut out = Vec::new();
+    for g in 1..=u64::from(GROUPS) {
+        let leader = cluster.leader_of(g)?;
+        let status = cluster.node(leader).status().await.ok()?;
+        let mut voters = status.groups.into_iter().find(|s| s.group == g)?.voters;
+        voters.sort_unstable();
+        out.push(voters);
+    }
+    Some(out)
+}
+
+/// Four nodes, three replicas per group, replicas rebalanced often. A node
+/// that stays down is declared dead and its replicas move to the others
+/// (every group keeps three voters, none on it); when it comes back it
+/// retires what it still held and gets replicas back until every node
+/// holds two or three. Transactions work throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_replicas_are_replaced_and_the_node_gets_some_back_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 4,
+        groups: GROUPS,
+        replicas: 3,
+        replication: ReplicationOptions {
+            replica_rebalance_interval: Duration::from_millis(300),
+            dead_node_timeout: Duration::from_secs(2),
+            ..ReplicationOptions::fast()
+        },
+        ..LocalClusterOptions::default()
+    };
+    let mut cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let total = open_accounts(&cluster, deadline).await;
+
+    // The node holding the most replicas dies (not the first group's
+    // leader, which decides: that one would be replaced after an election).
+    let decider = cluster.leader_of(1).unwrap();
+    let victim = (1..=4)
+        .filter(|&n| n != decider)
+        .max_by_key(|&n| {
+            (1..=u64::from(GROUPS))
+                .filter(|&g| hosts(&cluster, g).contains(&n))
+                .count()
+        })
+        .unwrap();
+    cluster.stop(victim);
+    let replaced_by = Instant::now() + Duration::from_secs(40);
+    loop {
+        let voters = all_voters(&cluster).await;
+        let done = voters
+            .as_ref()
+            .is_some_and(|groups| groups.iter().all(|v| v.len() == 3 && !v.contains(&victim)));
+        if done {
+            break;
+        }
+        assert!(Instant::now() < replaced_by, "not replaced: {voters:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+
+    // Back: it retires its old replicas and is given some again.
+    cluster.start(victim).await.unwrap();
+    let even_by =
+        Instant::now() + meridian_server::replicas::RETIRE_INTERVAL * 3 + Duration::from_secs(30);
+    loop {
+        let voters = all_voters(&cluster).await;
+        let held: Vec<usize> = (1..=4)
+            .map(|n| voters.iter().flatten().filter(|v| v.contains(&n)).count())
+            .collect();
+        let settled = voters.is_some()
+            && held.iter().all(|&h| (2..=3).contains(&h))
+            && (1..=u64::from(GROUPS)).all(|g| {
+                let mut on = hosts(&cluster, g);
+                on.sort_unstable();
+                voters.as_ref().is_some_and(|v| v[g as usize - 1] == on)
+            });
+        if settled {
+            break;
+        }
+        assert!(
+            Instant::now() < even_by,
+            "replicas per node {held:?}: {voters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
 }

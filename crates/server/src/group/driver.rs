@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use meridian_error::{Error, Result};
-use meridian_paxos::{Ballot, Nanos, RejectReason, Replica, RoleKind, Snapshot};
+use meridian_paxos::{Ballot, MembershipChange, Nanos, RejectReason, Replica, RoleKind, Snapshot};
 use meridian_storage::KeyRange;
 use meridian_truetime::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,6 +18,9 @@ use crate::paxos_log::PaxosStore;
 /// At most this many queued inputs are taken before the replica's Ready is
 /// processed (one persist covers them all).
 const INPUT_BATCH: usize = 1024;
+
+/// A membership change's proposer and the answer it gets.
+type SettledChange = (oneshot::Sender<Result<()>>, Result<()>);
 
 /// One replica's driver.
 pub(super) struct Driver {
@@ -58,6 +61,11 @@ pub(super) struct Driver {
     floor: Timestamp,
     /// Whether the replica is handing its leadership over.
     handing_over: bool,
+    /// The membership change proposed here and its proposer, until the
+    /// committed membership shows it or the leadership ends.
+    voters_change: Option<(MembershipChange, oneshot::Sender<Result<()>>)>,
+    /// Set by [`Input::Stop`]: who waits for the driver to end.
+    stopping: Option<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -77,6 +85,7 @@ impl Driver {
         let now = env.clock.now();
         let replica = match start {
             Start::Bootstrap(membership) => Replica::bootstrap(cfg, membership, now)?,
+            Start::Join => Replica::join(cfg, now)?,
             Start::Recover => {
                 // A received snapshot's record is written with the state it
                 // installs, and a compaction's only once the state machine
@@ -118,6 +127,8 @@ impl Driver {
             applied_ids: Vec::new(),
             floor: Timestamp::MIN,
             handing_over: false,
+            voters_change: None,
+            stopping: None,
         };
         Ok((driver, receiver))
     }
@@ -137,6 +148,16 @@ impl Driver {
                             Ok(input) => self.input(input),
                             Err(_) => break,
                         }
+                    }
+                    if let Some(done) = self.stopping.take() {
+                        self.stop(Error::Unavailable(format!(
+                            "group {}: this node's replica was removed",
+                            self.group
+                        )));
+                        // Nothing is written after this: the caller may
+                        // erase the replica's records.
+                        let _ = done.send(());
+                        break;
                     }
                 }
                 _ = ticker.tick() => {
@@ -232,7 +253,47 @@ impl Driver {
                 self.floor = self.floor.max(cap);
                 self.lead_again();
             }
+            Input::Stop(done) => self.stopping = Some(done),
+            Input::ChangeVoters { change, reply } => {
+                if self.voters_change.is_some() {
+                    let _ = reply.send(Err(Error::Aborted(format!(
+                        "group {}: a membership change is already in flight; try again",
+                        self.group
+                    ))));
+                    return;
+                }
+                match self.replica.propose_membership(now, change) {
+                    Ok(()) => {
+                        tracing::info!(group = self.group, %change, "proposed a membership change");
+                        self.voters_change = Some((change, reply));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(self.not_leader(err)));
+                    }
+                }
+            }
         }
+    }
+
+    /// The answer to the proposer of a membership change, given the status
+    /// about to be published: done once the committed membership shows it,
+    /// or failed once this replica no longer leads (the change may still be
+    /// chosen by the next leader). Sent after the status is published, so
+    /// that the proposer sees the change in it.
+    fn settle_voters_change(&mut self, status: &GroupStatus) -> Option<SettledChange> {
+        let (change, _) = self.voters_change.as_ref()?;
+        let outcome = if super::shows(&status.voters, *change) {
+            Ok(())
+        } else if status.role != RoleKind::Leader {
+            Err(Error::NotLeader {
+                group: self.group,
+                leader: status.leader,
+            })
+        } else {
+            return None;
+        };
+        let (_, reply) = self.voters_change.take()?;
+        Some((reply, outcome))
     }
 
     /// After a hand-over that failed or was abandoned (the engine stopped
@@ -375,8 +436,12 @@ impl Driver {
             live_voters: self.replica.live_voters(),
             failed: None,
         };
+        let settled = self.settle_voters_change(&status);
         // The status first: a new engine checks its lease there.
         self.status.send_replace(status);
+        if let Some((reply, outcome)) = settled {
+            let _ = reply.send(outcome);
+        }
         match lease.map(|l| l.ballot) {
             Some(ballot) if serving && self.leader_ballot != Some(ballot) => self.lead(ballot),
             _ if self.replica.role() != RoleKind::Leader && self.leader_ballot.is_some() => {

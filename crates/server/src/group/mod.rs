@@ -96,7 +96,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use meridian_error::{Error, Result};
-use meridian_paxos::{Ballot, Envelope, Lease, Membership, Nanos, NodeId, RoleKind, Slot};
+use meridian_paxos::{
+    Ballot, Envelope, Lease, Membership, MembershipChange, Nanos, NodeId, RoleKind, Slot,
+};
 use meridian_storage::{Engine, KeyRange, Mvcc};
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{LocalConfig, LocalEngine, LocalTxn, Sleeper};
@@ -189,6 +191,13 @@ pub struct ReplicationOptions {
     /// How often a node looks whether it leads more groups than its share
     /// and hands one over (`rebalance`; zero: never).
     pub leader_rebalance_interval: Duration,
+    /// How often the node serving the first group looks whether a replica
+    /// should move: off a node that is dead, or from the node holding the
+    /// most replicas to one holding two fewer (`replicas`; zero: never).
+    pub replica_rebalance_interval: Duration,
+    /// A node that has not answered for this long is dead: its replicas
+    /// are moved to other nodes.
+    pub dead_node_timeout: Duration,
 }
 
 impl Default for ReplicationOptions {
@@ -207,6 +216,8 @@ impl Default for ReplicationOptions {
             gc_retention: DEFAULT_GC_RETENTION,
             max_range_bytes: DEFAULT_MAX_RANGE_BYTES,
             leader_rebalance_interval: DEFAULT_LEADER_REBALANCE_INTERVAL,
+            replica_rebalance_interval: DEFAULT_REPLICA_REBALANCE_INTERVAL,
+            dead_node_timeout: DEFAULT_DEAD_NODE_TIMEOUT,
         }
     }
 }
@@ -243,6 +254,12 @@ pub const DEFAULT_MAX_RANGE_BYTES: u64 = 64 << 20;
 
 /// How often a node rebalances leaderships by default.
 pub const DEFAULT_LEADER_REBALANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often replicas are rebalanced by default.
+pub const DEFAULT_REPLICA_REBALANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a node may not answer before its replicas move, by default.
+pub const DEFAULT_DEAD_NODE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The memory a replica's log may take by default.
 pub const DEFAULT_MAX_LOG_BYTES: usize = 8 << 20;
@@ -281,6 +298,10 @@ pub enum Start {
     Bootstrap(Membership),
     /// A restart from what the node persisted.
     Recover,
+    /// A new, empty replica about to be added to the running group: it
+    /// learns the group's state from the leader (log or snapshot), and
+    /// votes once a chosen membership names it.
+    Join,
 }
 
 /// A replica's state as its driver last published it.
@@ -357,6 +378,19 @@ pub(crate) enum Input {
         /// The stopped engine's cap.
         cap: Timestamp,
     },
+    /// Propose a membership change (leader only); the reply comes once the
+    /// committed membership shows it, or at once if it could not be
+    /// proposed, or when the leadership is lost first (then the change may
+    /// or may not be chosen: the caller looks again).
+    ChangeVoters {
+        /// The change.
+        change: MembershipChange,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Stop for good (the node drops the replica): answered once the
+    /// driver has written its last.
+    Stop(oneshot::Sender<()>),
 }
 
 /// How long a hand-over waits for the leader's open read-only votes to be
@@ -387,6 +421,14 @@ pub(crate) async fn applied(
     }
 }
 
+/// Whether `voters` show `change` made.
+pub(crate) fn shows(voters: &[NodeId], change: MembershipChange) -> bool {
+    match change {
+        MembershipChange::Add(node) => voters.contains(&node),
+        MembershipChange::Remove(node) => !voters.contains(&node),
+    }
+}
+
 /// A running replica: the handle to its driver task. Dropping it stops the
 /// task (at an input boundary: never in the middle of a persist).
 pub struct Group {
@@ -402,6 +444,8 @@ pub struct Group {
     spans: SharedSpans,
     /// The driver task.
     task: tokio::task::JoinHandle<()>,
+    /// When the replica started on this node.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Group {
@@ -442,7 +486,13 @@ impl Group {
             leader,
             spans,
             task,
+            started: Instant::now(),
         })
+    }
+
+    /// When the replica started on this node (this run of the node).
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// The group id.
@@ -505,6 +555,16 @@ impl Group {
             .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?
     }
 
+    /// Stops the driver for good and returns once it wrote its last (its
+    /// records may then be erased). Users of the replica get
+    /// [`Error::Unavailable`] from then on.
+    pub async fn shut_down(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.inputs.send(Input::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
     /// The latest published status.
     pub fn status(&self) -> GroupStatus {
         self.status.borrow().clone()
@@ -535,6 +595,32 @@ impl Group {
             .await
             .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?;
         applied(group, "a proposal", answer, timeout, Error::Unavailable).await
+    }
+
+    /// Changes the group's voters by one (leader only: [`Error::NotLeader`]
+    /// elsewhere) and waits, at most `timeout`, until the committed
+    /// membership shows the change. A change the membership already shows
+    /// is done at once, so a caller may repeat one whose outcome it did not
+    /// learn. One change at a time: while another is in flight the answer
+    /// is [`Error::Aborted`] (try again).
+    pub async fn change_voters(&self, change: MembershipChange, timeout: Duration) -> Result<()> {
+        let group = self.id;
+        if shows(&self.status().voters, change) {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inputs
+            .send(Input::ChangeVoters { change, reply })
+            .await
+            .map_err(|_| Error::Unavailable(format!("group {group}: the replica stopped")))?;
+        applied(
+            group,
+            "a membership change",
+            answer,
+            timeout,
+            Error::Unavailable,
+        )
+        .await
     }
 
     /// The leader's transaction engine, while this replica serves.

@@ -61,8 +61,8 @@ use std::collections::BTreeMap;
 use meridian_error::{Error, Result};
 use meridian_paxos::{Entry, Slot, Snapshot, Value};
 use meridian_storage::{
-    put_version, versioned_range, Durability, Engine, KeyRange, KvPair, ScanDirection, Space,
-    WriteBatch,
+    prefix_successor, put_version, versioned_range, Durability, Engine, KeyRange, KvPair,
+    ScanDirection, Space, WriteBatch,
 };
 use meridian_truetime::Timestamp;
 use meridian_txn::{GlobalTxnId, LockMode, LockTarget, Outcome, PrepareRecord};
@@ -626,6 +626,20 @@ impl<E: Engine> GroupState<E> {
         self.max_ts = data.max_ts;
         self.prepared = prepared;
         Ok(())
+    }
+}
+
+/// Adds to `batch` the deletion of `group`'s state machine records (applied
+/// index, spans, prepare and outcome records): what a node forgets when its
+/// replica leaves the group. Versions stay, as they do when a range moves
+/// away (module docs, *Spans*).
+pub fn erase(group: u64, batch: &mut WriteBatch) {
+    batch.delete(Space::Meta, applied_key(group));
+    batch.delete(Space::Meta, spans_key(group));
+    for kind in [PREPARED, OUTCOME] {
+        let prefix = record_prefix(group, kind);
+        let end = prefix_successor(&prefix).expect("a record prefix ends with '/'");
+        batch.delete_range(Space::Meta, prefix, end);
     }
 }
 
