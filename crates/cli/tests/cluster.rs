@@ -49,8 +49,16 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` nodes and founds the cluster.
+    /// Starts `n` nodes and founds the cluster, every node holding a
+    /// replica of every group: the tests kill up to a minority of the nodes
+    /// and check every node caught up.
     fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, n)
+    }
+
+    /// Starts `n` nodes and founds the cluster with `replicas` replicas per
+    /// group.
+    fn start_with(n: u64, replicas: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -65,9 +73,7 @@ impl Cluster {
         for id in 1..=n {
             cluster.launch(id);
         }
-        // Every node holds a replica of every group: the tests kill up to
-        // a minority of the nodes and check every node caught up.
-        let replicas = n.to_string();
+        let replicas = replicas.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = meridian()
@@ -580,4 +586,92 @@ async fn transfers_across_groups_survive_killing_the_coordinator_and_a_participa
         acked.len(),
         maybe.len()
     );
+}
+
+/// The group of table `table`'s (only) range and its replicas, as `SHOW
+/// RANGES` on the node at `addr` tells.
+async fn range_of(addr: &str, table: &str) -> Option<(u64, Vec<u64>)> {
+    let client = connect(addr).await?;
+    let rows = client
+        .query(&format!("SHOW RANGES FROM TABLE {table}"), &[])
+        .await
+        .ok()?;
+    let row = rows.first()?;
+    let group: i64 = row.get("group_id");
+    let replicas: String = row.get("replicas");
+    let replicas = replicas.split(',').map(|r| r.parse().unwrap()).collect();
+    Some((group as u64, replicas))
+}
+
+/// Four nodes, three replicas per group: `meridian move-replica` moves the
+/// replica of a table's group to the node that had none. `SHOW RANGES` says
+/// so on every node, every row is still there, and the old node no longer
+/// hosts the group. A move to the node itself is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_replica_moves_a_tables_replica_to_another_node() {
+    let cluster = Cluster::start_with(4, 3);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
+    let create = "CREATE TABLE moved (k INT PRIMARY KEY, v INT)";
+    assert!(run_transaction(&addrs, 0, create, deadline).await);
+    for k in 0..40 {
+        let insert = format!("INSERT INTO moved VALUES ({k}, {k})");
+        assert!(run_transaction(&addrs, k, &insert, deadline).await);
+    }
+    let (group, before) = range_of(&addrs[0], "moved").await.expect("SHOW RANGES");
+    assert_eq!(before.len(), 3, "{before:?}");
+    let from = before[0];
+    let to = (1..=4).find(|n| !before.contains(n)).unwrap();
+    let out = meridian()
+        .args(["move-replica", "--host", &cluster.nodes[0].grpc])
+        .args(["--group", &group.to_string()])
+        .args(["--from", &from.to_string(), "--to", &to.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("moved group {group}'s replica")),
+        "{stdout}"
+    );
+    let mut after: Vec<u64> = before.iter().copied().filter(|&n| n != from).collect();
+    after.push(to);
+    after.sort_unstable();
+    for addr in &addrs {
+        loop {
+            if range_of(addr, "moved")
+                .await
+                .is_some_and(|(_, r)| r == after)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SHOW RANGES at {addr}: not {after:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = connect(addr).await.unwrap();
+        let row = client
+            .query_one("SELECT count(*), sum(v) FROM moved", &[])
+            .await
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (40, 780));
+    }
+    let old = GrpcPeer::connect(&cluster.nodes[from as usize - 1].grpc).unwrap();
+    let hosted = old.status().await.unwrap().groups;
+    assert!(hosted.iter().all(|g| g.group != group), "{hosted:?}");
+
+    let out = meridian()
+        .args(["move-replica", "--host", &cluster.nodes[1].grpc])
+        .args(["--group", &group.to_string(), "--from", "2", "--to", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("to itself"), "{stderr}");
 }
