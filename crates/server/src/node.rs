@@ -1004,6 +1004,35 @@ pub fn initial_placement(groups: u64) -> Vec<(Vec<u8>, u64)> {
     ranges
 }
 
+/// Runs `round` every `interval` while the node lives (never when
+/// `interval` is zero), the first one an interval after the start. Rounds
+/// are skipped while the node belongs to no cluster, and a round in flight
+/// when the node stops is dropped with it: the node's periodic tasks.
+pub(crate) async fn every<F, Fut>(node: Weak<Node>, interval: Duration, mut round: F)
+where
+    F: FnMut(Arc<Node>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if interval.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(live) = node.upgrade() else { return };
+        if live.cluster() == 0 {
+            continue;
+        }
+        let running = round(live.clone());
+        tokio::select! {
+            () = running => {}
+            () = live.stopped() => return,
+        }
+    }
+}
+
 /// Removes the versions no read at or after `now - gc_retention` can see,
 /// every tenth of the retention (between a second and five minutes), while
 /// the node lives. Each replica collects its own store: what it removes lies
@@ -1015,18 +1044,9 @@ async fn collect_garbage(node: Weak<Node>) {
         None => return,
     };
     let interval = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        if node.cluster() == 0 {
-            continue;
-        }
+    every(node, interval, |node| async move {
         let horizon = node.tt.now().earliest.saturating_sub(retention);
         let mvcc = node.mvcc.clone();
-        drop(node);
         match tokio::task::spawn_blocking(move || mvcc.gc(horizon)).await {
             Ok(Ok(stats)) if stats.versions_removed > 0 => {
                 tracing::debug!(%horizon, removed = stats.versions_removed, "collected old versions")
@@ -1035,7 +1055,8 @@ async fn collect_garbage(node: Weak<Node>) {
             Ok(Err(err)) => tracing::warn!(%err, "garbage collection failed"),
             Err(err) => tracing::warn!(%err, "garbage collection panicked"),
         }
-    }
+    })
+    .await
 }
 
 /// The voter that should lead `spec`'s group first: its first
@@ -1099,16 +1120,10 @@ pub fn founding_voters(ids: &[NodeId], groups: u64, replicas: usize) -> Result<V
 /// its message was lost): the coordinator group tells the outcome, recording
 /// an abort if it had not decided. Runs while the node lives.
 async fn resolve_abandoned(node: Weak<Node>) {
-    let mut ticks = tokio::time::interval(RESOLVE_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        tokio::select! {
-            () = resolve_once(&node) => {}
-            () = node.stopped() => return,
-        }
-    }
+    every(node, RESOLVE_INTERVAL, |node| async move {
+        resolve_once(&node).await
+    })
+    .await
 }
 
 /// One round of [`resolve_abandoned`].

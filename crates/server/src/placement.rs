@@ -45,7 +45,7 @@ use meridian_storage::{keycode, KeyRange, ScanDirection};
 use meridian_truetime::Timestamp;
 use meridian_txn::{DistEngine, LockStrength, RangeMap, ReadTime, Transaction, TxnEngine, TxnMode};
 
-use crate::node::{Node, FIRST_TABLE_ID};
+use crate::node::{every, Node, FIRST_TABLE_ID};
 use crate::route::{unexpected, wire, ClusterGroups};
 use crate::spans::{
     control_key, decode_placement, encode_placement, placement_key, placement_prefix, SpanChange,
@@ -219,21 +219,10 @@ pub(crate) async fn split_large_ranges(node: Weak<Node>) {
     if max_bytes == 0 {
         return;
     }
-    let mut ticks = tokio::time::interval(SPLIT_CHECK_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(live) = node.upgrade() else { return };
-        if live.cluster() == 0 {
-            continue;
-        }
-        let groups = Arc::new(ClusterGroups::new(live.clone()));
-        tokio::select! {
-            () = split_once(groups, max_bytes) => {}
-            () = live.stopped() => return,
-        }
-    }
+    every(node, SPLIT_CHECK_INTERVAL, |node| {
+        split_once(Arc::new(ClusterGroups::new(node)), max_bytes)
+    })
+    .await
 }
 
 /// One round of [`split_large_ranges`].

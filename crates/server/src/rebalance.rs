@@ -24,7 +24,7 @@ use std::sync::Weak;
 use meridian_paxos::{NodeId, RoleKind};
 
 use crate::group::GroupStatus;
-use crate::node::Node;
+use crate::node::{every, Node};
 
 #[cfg(doc)]
 use crate::group::Group;
@@ -83,18 +83,7 @@ pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
         Some(node) => node.replication_options().leader_rebalance_interval,
         None => return,
     };
-    if interval.is_zero() {
-        return;
-    }
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        if node.cluster() == 0 {
-            continue;
-        }
+    every(node, interval, |node| async move {
         let view: Vec<Leadership> = node
             .known_groups()
             .into_iter()
@@ -102,12 +91,11 @@ pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
             .map(|group| Leadership::of(&group.status()))
             .collect();
         let Some((id, target)) = pick_hand_over(node.id(), &view) else {
-            continue;
+            return;
         };
         let Some(group) = node.group(id) else {
-            continue;
+            return;
         };
-        drop(node);
         tracing::info!(
             group = id,
             target,
@@ -116,7 +104,8 @@ pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
         if let Err(err) = group.transfer_leadership(target).await {
             tracing::info!(group = id, target, %err, "rebalancing: the hand-over failed");
         }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@
 //! built yet.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use meridian_error::{Error, Result};
@@ -58,7 +58,7 @@ use meridian_paxos::{MembershipChange, NodeId, RoleKind};
 use meridian_proto::v1;
 
 use crate::group::{shows, Group};
-use crate::node::{Node, DATA_GROUP};
+use crate::node::{every, Node, DATA_GROUP};
 use crate::route::{unexpected, ClusterGroups};
 
 #[cfg(doc)]
@@ -330,17 +330,10 @@ async fn caught_up(groups: &ClusterGroups, group: u64, to: NodeId, slot: u64) ->
 /// Drops, every [`RETIRE_INTERVAL`] while the node lives, the replicas the
 /// voters of their group no longer name (module docs, *Retired replicas*).
 pub(crate) async fn retire_removed(node: Weak<Node>) {
-    let mut ticks = tokio::time::interval(RETIRE_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        tokio::select! {
-            () = retire_once(&node) => {}
-            () = node.stopped() => return,
-        }
-    }
+    every(node, RETIRE_INTERVAL, |node| async move {
+        retire_once(&node).await
+    })
+    .await
 }
 
 /// One round of [`retire_removed`].
@@ -450,37 +443,29 @@ pub(crate) async fn rebalance_replicas(node: Weak<Node>) {
         }
         None => return,
     };
-    if interval.is_zero() {
-        return;
-    }
-    let mut down_since = BTreeMap::new();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        let decides = node.cluster() != 0
-            && node
+    let down_since = Arc::new(Mutex::new(BTreeMap::new()));
+    every(node, interval, |node| {
+        let down_since = down_since.clone();
+        async move {
+            let decides = node
                 .group(DATA_GROUP)
                 .is_some_and(|g| g.leader_engine().is_some());
-        if !decides {
-            // Another node decides; its own view of who is down counts.
-            down_since.clear();
-            continue;
+            if decides {
+                rebalance_once(&node, &down_since, dead_after).await;
+            } else {
+                // Another node decides, by its own view of who is down.
+                down_since.lock().expect("down_since poisoned").clear();
+            }
         }
-        tokio::select! {
-            () = rebalance_once(&node, &mut down_since, dead_after) => {}
-            () = node.stopped() => return,
-        }
-    }
+    })
+    .await
 }
 
 /// One round of [`rebalance_replicas`]; `down_since` remembers since when
 /// each node has not answered.
 async fn rebalance_once(
     node: &Arc<Node>,
-    down_since: &mut BTreeMap<NodeId, Instant>,
+    down_since: &Mutex<BTreeMap<NodeId, Instant>>,
     dead_after: Duration,
 ) {
     let groups = ClusterGroups::new(node.clone());
@@ -490,18 +475,22 @@ async fn rebalance_once(
             Ok(api) => api.hello(v1::HelloRequest::default()).await.is_ok(),
             Err(_) => false,
         };
-        if answered {
-            down_since.remove(&id);
-        } else {
+        if !answered {
             down.insert(id);
-            down_since.entry(id).or_insert_with(Instant::now);
         }
     }
-    let dead: BTreeSet<NodeId> = down_since
-        .iter()
-        .filter(|(_, since)| since.elapsed() >= dead_after)
-        .map(|(&id, _)| id)
-        .collect();
+    let dead: BTreeSet<NodeId> = {
+        let mut since = down_since.lock().expect("down_since poisoned");
+        since.retain(|id, _| down.contains(id));
+        for &id in &down {
+            since.entry(id).or_insert_with(Instant::now);
+        }
+        since
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= dead_after)
+            .map(|(&id, _)| id)
+            .collect()
+    };
     let mut placed = Vec::new();
     for group in node.known_groups() {
         match voters(&groups, group).await {
