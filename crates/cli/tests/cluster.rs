@@ -45,6 +45,8 @@ struct NodeProc {
 /// A cluster of node processes.
 struct Cluster {
     nodes: Vec<NodeProc>,
+    /// Options every `meridian start` gets beyond the usual ones.
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -53,12 +55,12 @@ impl Cluster {
     /// replica of every group: the tests kill up to a minority of the nodes
     /// and check every node caught up.
     fn start(n: u64) -> Cluster {
-        Cluster::start_with(n, n)
+        Cluster::start_with(n, n, &[])
     }
 
-    /// Starts `n` nodes and founds the cluster with `replicas` replicas per
-    /// group.
-    fn start_with(n: u64, replicas: u64) -> Cluster {
+    /// Starts `n` nodes with the `meridian start` options `extra` and founds
+    /// the cluster with `replicas` replicas per group.
+    fn start_with(n: u64, replicas: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -69,9 +71,23 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let mut cluster = Cluster { nodes, _dir: dir };
+        let mut cluster = Cluster {
+            nodes,
+            extra: extra.iter().map(|e| e.to_string()).collect(),
+            _dir: dir,
+        };
         for id in 1..=n {
-            cluster.launch(id);
+            // Another test may have taken a port picked for this node
+            // between the pick and the bind: pick others. (The data
+            // directory is still empty, and nothing knows the ports yet.)
+            let mut attempts = 0;
+            while let Err(why) = cluster.try_launch(id) {
+                attempts += 1;
+                assert!(attempts < 5, "{why}");
+                let node = &mut cluster.nodes[id as usize - 1];
+                node.grpc = format!("127.0.0.1:{}", free_port());
+                node.sql = format!("127.0.0.1:{}", free_port());
+            }
         }
         let replicas = replicas.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -106,6 +122,13 @@ impl Cluster {
 
     /// Starts (or restarts) node `id` and waits until it serves.
     fn launch(&mut self, id: u64) {
+        if let Err(why) = self.try_launch(id) {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts node `id`; waits until it serves, or says why not.
+    fn try_launch(&mut self, id: u64) -> Result<(), String> {
         let join = self.join_list();
         let node = &mut self.nodes[id as usize - 1];
         let mut child = meridian()
@@ -122,12 +145,14 @@ impl Cluster {
             .args(["--lease-ms", &LEASE_MS.to_string()])
             .args(["--election-timeout-ms", &ELECTION_MS.to_string()])
             .args(["--epsilon-ms", "1"])
+            .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        wait_for_line(&mut child, "serving gRPC", &node.dir);
+        wait_for_line(&mut child, "serving gRPC", &node.dir)?;
         node.child = Some(child);
+        Ok(())
     }
 
     /// Kills node `id` with SIGKILL.
@@ -203,7 +228,9 @@ async fn status_of(grpc: &str, group: u64) -> (u64, u64) {
     }
 }
 
-fn wait_for_line(child: &mut Child, needle: &str, dir: &Path) {
+/// Waits until `child` prints a line containing `needle`; an error if it
+/// exits first (or is silent for a minute).
+fn wait_for_line(child: &mut Child, needle: &str, dir: &Path) -> Result<(), String> {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -216,13 +243,16 @@ fn wait_for_line(child: &mut Child, needle: &str, dir: &Path) {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return,
+            Ok(line) if line.contains(needle) => return Ok(()),
             Ok(_) => {}
-            Err(_) => panic!(
-                "node at {} did not start: {:?}",
-                dir.display(),
-                child.try_wait()
-            ),
+            Err(_) => {
+                let _ = child.kill();
+                return Err(format!(
+                    "node at {} did not start: {:?}",
+                    dir.display(),
+                    child.wait()
+                ));
+            }
         }
     }
 }
@@ -609,7 +639,7 @@ async fn range_of(addr: &str, table: &str) -> Option<(u64, Vec<u64>)> {
 /// hosts the group. A move to the node itself is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_replica_moves_a_tables_replica_to_another_node() {
-    let cluster = Cluster::start_with(4, 3);
+    let cluster = Cluster::start_with(4, 3, &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
     let create = "CREATE TABLE moved (k INT PRIMARY KEY, v INT)";
@@ -674,4 +704,104 @@ async fn move_replica_moves_a_tables_replica_to_another_node() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("to itself"), "{stderr}");
+}
+
+/// The voters of every group as the node at `grpc` knows them (groups it
+/// holds a replica of).
+async fn voters_at(grpc: &str) -> Vec<(u64, Vec<u64>)> {
+    match GrpcPeer::connect(grpc).unwrap().status().await {
+        Ok(status) => status
+            .groups
+            .into_iter()
+            .map(|g| (g.group, g.voters))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Four nodes, three replicas per group, a node dead after 3 s: the node
+/// holding the most replicas is killed for good, and its replicas move to
+/// the others (every group keeps three voters, none of them the dead
+/// node); the table written before is whole. Brought back, the node
+/// retires what it held and is given replicas again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_replicas_move_to_the_other_nodes() {
+    let extra = ["--replica-rebalance-secs", "1", "--dead-node-secs", "3"];
+    let mut cluster = Cluster::start_with(4, 3, &extra);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
+    let create = "CREATE TABLE kept (k INT PRIMARY KEY, v INT)";
+    assert!(run_transaction(&addrs, 0, create, deadline).await);
+    for k in 0..20 {
+        let insert = format!("INSERT INTO kept VALUES ({k}, 1)");
+        assert!(run_transaction(&addrs, k, &insert, deadline).await);
+    }
+    let mut held = [0; 4];
+    for node in &cluster.nodes {
+        held[node.id as usize - 1] = voters_at(&node.grpc).await.len();
+    }
+    let victim = (1..=4).max_by_key(|&n| held[n as usize - 1]).unwrap();
+    cluster.kill(victim);
+
+    // Every group's voters, as the surviving nodes holding it know them.
+    let survivors: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.id != victim)
+        .map(|n| n.grpc.clone())
+        .collect();
+    let replaced = |views: &[Vec<(u64, Vec<u64>)>]| {
+        (1..=3u64).all(|g| {
+            let seen: Vec<&Vec<u64>> = views
+                .iter()
+                .flatten()
+                .filter(|(group, _)| *group == g)
+                .map(|(_, voters)| voters)
+                .collect();
+            seen.len() == 3 && seen.iter().all(|v| v.len() == 3 && !v.contains(&victim))
+        })
+    };
+    loop {
+        let mut views = Vec::new();
+        for grpc in &survivors {
+            views.push(voters_at(grpc).await);
+        }
+        if replaced(&views) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not replaced: {views:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let survivor = cluster.nodes.iter().find(|n| n.id != victim).unwrap();
+    let client = connect(&survivor.sql).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*), sum(v) FROM kept", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 20));
+
+    // Back, it drops the replicas it no longer votes for and gets some:
+    // what it hosts is what the leaders say it votes in, and not nothing.
+    cluster.launch(victim);
+    let grpc = cluster.nodes[victim as usize - 1].grpc.clone();
+    loop {
+        let hosted: BTreeSet<u64> = voters_at(&grpc).await.into_iter().map(|(g, _)| g).collect();
+        let mut votes_in = BTreeSet::new();
+        for node in &cluster.nodes {
+            let status = GrpcPeer::connect(&node.grpc).unwrap().status().await;
+            for g in status.map(|s| s.groups).unwrap_or_default() {
+                if g.serving && g.voters.contains(&victim) {
+                    votes_in.insert(g.group);
+                }
+            }
+        }
+        if !hosted.is_empty() && hosted == votes_in {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {victim} hosts {hosted:?}, votes in {votes_in:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
