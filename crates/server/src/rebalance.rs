@@ -3,9 +3,10 @@
 //!
 //! Leaders end up unevenly spread after failures: when a node goes down,
 //! the groups it led elect leaders among the survivors, and when it comes
-//! back it leads nothing. Every `leader_rebalance_interval`, each node looks
-//! at the groups it hosts (their replicas' statuses say who leads each) and,
-//! if it leads at least two more of them than a live voter of one of its
+//! back it leads nothing. Every `leader_rebalance_interval`, each node counts
+//! who leads each of the cluster's groups (its replicas' statuses say it for
+//! the groups it hosts; for the others, the peers that serve them say so)
+//! and, if it leads at least two more than a live voter of one of its
 //! groups, hands that group's leadership over to the least loaded such voter
 //! ([`Group::transfer_leadership`], which does not wait out the lease). One
 //! hand-over per node per interval: nodes act on views that lag each other,
@@ -13,12 +14,10 @@
 //! the leader's recent heartbeats are targets, so a node that is down is
 //! never handed anything.
 //!
-//! Left out: weighing groups by load (every group counts as one), a view
-//! beyond the groups a node hosts (with replicas on some nodes only, each
-//! node judges by the groups it holds). Replicas move in
-//! [`crate::replicas`].
+//! Left out: weighing groups by load (every group counts as one). Replicas
+//! move in [`crate::replicas`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Weak;
 
 use meridian_paxos::{NodeId, RoleKind};
@@ -76,6 +75,42 @@ pub fn pick_hand_over(me: NodeId, view: &[Leadership]) -> Option<(u64, NodeId)> 
         .min_by_key(|&(group, voter)| (load(voter), group, voter))
 }
 
+/// Who leads each of the cluster's groups, as this node sees it: its
+/// replicas' statuses for the groups it hosts, and for the others (groups
+/// on a subset of the nodes) the peers that say they serve them.
+async fn cluster_view(node: &Node) -> Vec<Leadership> {
+    let mut missing = BTreeSet::new();
+    let mut view = Vec::new();
+    for id in node.known_groups() {
+        match node.group(id) {
+            Some(group) => view.push(Leadership::of(&group.status())),
+            None => {
+                missing.insert(id);
+            }
+        }
+    }
+    for peer in node.peer_ids() {
+        if missing.is_empty() {
+            break;
+        }
+        let Some(api) = node.peer(peer) else { continue };
+        let Ok(status) = api.status().await else {
+            continue;
+        };
+        for group in status.groups {
+            if group.serving && missing.remove(&group.group) {
+                view.push(Leadership {
+                    group: group.group,
+                    leader: Some(peer),
+                    serving_here: false,
+                    live_voters: Vec::new(),
+                });
+            }
+        }
+    }
+    view
+}
+
 /// Rebalances this node's leaderships every `leader_rebalance_interval`
 /// (never when it is zero) while the node lives.
 pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
@@ -84,12 +119,7 @@ pub(crate) async fn rebalance_leaders(node: Weak<Node>) {
         None => return,
     };
     every(node, interval, |node| async move {
-        let view: Vec<Leadership> = node
-            .known_groups()
-            .into_iter()
-            .filter_map(|id| node.group(id))
-            .map(|group| Leadership::of(&group.status()))
-            .collect();
+        let view = cluster_view(&node).await;
         let Some((id, target)) = pick_hand_over(node.id(), &view) else {
             return;
         };
