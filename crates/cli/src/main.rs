@@ -34,6 +34,8 @@ enum Command {
     Status(node::StatusArgs),
     /// Move a group's replica from one node to another.
     MoveReplica(node::MoveReplicaArgs),
+    /// Add a started node to a running cluster.
+    AddNode(node::AddNodeArgs),
     /// The interactive SQL shell (also runs -e statements and -f scripts).
     Sql(shell::SqlArgs),
     /// Benchmarks against any PostgreSQL-protocol server (`bench tpcc`).
@@ -63,6 +65,7 @@ async fn main() -> std::process::ExitCode {
         Command::Init(args) => node::init(args).await,
         Command::Status(args) => node::status(args).await,
         Command::MoveReplica(args) => node::move_replica(args).await,
+        Command::AddNode(args) => node::add_node(args).await,
         Command::Sql(args) => return std::process::ExitCode::from(shell::run(args).await),
         Command::Bench(command) => return std::process::ExitCode::from(bench::run(command).await),
     };

@@ -144,6 +144,18 @@ pub struct MoveReplicaArgs {
     to: u64,
 }
 
+/// Options of `meridian add-node`.
+#[derive(Args, Debug)]
+pub struct AddNodeArgs {
+    /// The gRPC address of any node of the cluster: it adds the new one.
+    #[arg(long, default_value = "127.0.0.1:6433")]
+    host: String,
+    /// The gRPC address of the new node (started with `meridian start`,
+    /// not part of any cluster).
+    #[arg(long)]
+    address: String,
+}
+
 /// How often the clock's bound is checked.
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the clock is compared with the peers'.
@@ -317,6 +329,26 @@ pub async fn move_replica(args: MoveReplicaArgs) -> Result<u8> {
     println!(
         "moved group {}'s replica from node {} to node {}: voters {:?}",
         args.group, args.from, args.to, reply.voters
+    );
+    Ok(0)
+}
+
+/// Adds a started node to the cluster of the node at `--host`.
+pub async fn add_node(args: AddNodeArgs) -> Result<u8> {
+    let node = GrpcPeer::connect(&args.host)?;
+    node.status()
+        .await
+        .map_err(|err| unreachable_hint(&args.host, err))?;
+    let reply = node
+        .add_node(v1::AddNodeRequest {
+            address: args.address.clone(),
+        })
+        .await?;
+    println!(
+        "added node {} at {}; the cluster has {} nodes (replicas move to it by replica rebalancing)",
+        reply.node_id,
+        args.address,
+        reply.members.len()
     );
     Ok(0)
 }

@@ -155,6 +155,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts one more node, outside the cluster; returns its id.
+    fn spawn_extra(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let dir = self.nodes[0].dir.with_file_name(format!("node-{id}"));
+        self.nodes.push(NodeProc {
+            id,
+            grpc: format!("127.0.0.1:{}", free_port()),
+            sql: format!("127.0.0.1:{}", free_port()),
+            dir,
+            child: None,
+        });
+        self.launch(id);
+        id
+    }
+
     /// Kills node `id` with SIGKILL.
     fn kill(&mut self, id: u64) {
         let mut child = self.nodes[id as usize - 1].child.take().unwrap();
@@ -804,4 +819,66 @@ async fn a_killed_nodes_replicas_move_to_the_other_nodes() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Three nodes, three replicas per group: a fourth node is started and
+/// added with `meridian add-node`; replica rebalancing gives it replicas
+/// (votes it holds, as the leaders say), and it serves SQL over the table
+/// written before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_node_grows_a_running_cluster() {
+    let mut cluster = Cluster::start_with(3, 3, &["--replica-rebalance-secs", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
+    let create = "CREATE TABLE grown (k INT PRIMARY KEY, v INT)";
+    assert!(run_transaction(&addrs, 0, create, deadline).await);
+    for k in 0..20 {
+        let insert = format!("INSERT INTO grown VALUES ({k}, 2)");
+        assert!(run_transaction(&addrs, k, &insert, deadline).await);
+    }
+    let id = cluster.spawn_extra();
+    let new = &cluster.nodes[id as usize - 1];
+    let out = meridian()
+        .args(["add-node", "--host", &cluster.nodes[0].grpc])
+        .args(["--address", &new.grpc])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("added node {id}")), "{stdout}");
+    loop {
+        let mut votes_in = 0;
+        for node in &cluster.nodes {
+            let status = GrpcPeer::connect(&node.grpc).unwrap().status().await;
+            for g in status.map(|s| s.groups).unwrap_or_default() {
+                if g.serving && g.voters.contains(&id) {
+                    votes_in += 1;
+                }
+            }
+        }
+        if votes_in >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} votes in {votes_in} groups"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = loop {
+        if let Some(client) = connect(&new.sql).await {
+            break client;
+        }
+        assert!(Instant::now() < deadline, "node {id} serves no SQL");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let row = client
+        .query_one("SELECT count(*), sum(v) FROM grown", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 40));
 }

@@ -188,6 +188,21 @@ impl LocalCluster {
         Ok(node)
     }
 
+    /// Starts a new, empty node (the next id) and adds it to the running
+    /// cluster through node `via` (`AddNode`); returns its id.
+    pub async fn add_node(&mut self, via: NodeId) -> Result<NodeId> {
+        let id = self.nodes.len() as NodeId + 1;
+        self.nodes.push(None);
+        self.options.nodes += 1;
+        self.start(id).await?;
+        self.node(via)
+            .add_node(meridian_proto::v1::AddNodeRequest {
+                address: address(id),
+            })
+            .await?;
+        Ok(id)
+    }
+
     /// Stops node `id` as a crash would: its replicas stop at once, and
     /// what they had not persisted is lost.
     pub fn stop(&mut self, id: NodeId) {

@@ -32,8 +32,8 @@ const TXN_CALL: Duration = Duration::from_secs(60);
 /// page of large rows or a snapshot may exceed tonic's default of 4 MiB.
 const MAX_MESSAGE: usize = 256 << 20;
 
-/// The deadline of `Init` (it calls every member), `HostReplica` and
-/// `DropReplica` (which may ask the group's leader).
+/// The deadline of `Init` and `AddNode` (they call every member),
+/// `HostReplica` and `DropReplica` (which may ask the group's leader).
 const INIT_CALL: Duration = Duration::from_secs(30);
 /// The deadline of `MoveReplica`: the new replica catches up meanwhile
 /// (a snapshot of the group's data, or its log).
@@ -184,6 +184,28 @@ impl NodeService for Service {
             .map(Response::new)
             .map_err(to_status)
     }
+
+    async fn add_node(
+        &self,
+        request: Request<v1::AddNodeRequest>,
+    ) -> std::result::Result<Response<v1::AddNodeReply>, Status> {
+        self.0
+            .add_node(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn add_peer(
+        &self,
+        request: Request<v1::AddPeerRequest>,
+    ) -> std::result::Result<Response<v1::AddPeerReply>, Status> {
+        self.0
+            .add_peer(request.into_inner())
+            .await
+            .map(|()| Response::new(v1::AddPeerReply {}))
+            .map_err(to_status)
+    }
 }
 
 /// Connects to peers over gRPC (lazily: a peer that is down fails calls,
@@ -326,6 +348,28 @@ impl NodeApi for GrpcPeer {
                 .move_replica(with_deadline(request, MOVE_CALL))
                 .await
                 .map(Response::into_inner)
+                .map_err(from_status)
+        })
+    }
+
+    fn add_node(&self, request: v1::AddNodeRequest) -> ApiFuture<v1::AddNodeReply> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .add_node(with_deadline(request, INIT_CALL))
+                .await
+                .map(Response::into_inner)
+                .map_err(from_status)
+        })
+    }
+
+    fn add_peer(&self, request: v1::AddPeerRequest) -> ApiFuture<()> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .add_peer(with_deadline(request, SHORT_CALL))
+                .await
+                .map(drop)
                 .map_err(from_status)
         })
     }

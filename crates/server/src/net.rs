@@ -53,6 +53,10 @@ pub trait NodeApi: Send + Sync + 'static {
     fn drop_replica(&self, request: v1::ReplicaRequest) -> ApiFuture<()>;
     /// Moves a group's replica between two nodes (run by this node).
     fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply>;
+    /// Adds a node to this node's cluster (run by this node).
+    fn add_node(&self, request: v1::AddNodeRequest) -> ApiFuture<v1::AddNodeReply>;
+    /// Adds a member to this node's address book.
+    fn add_peer(&self, request: v1::AddPeerRequest) -> ApiFuture<()>;
 }
 
 /// Turns a peer's address into a handle on its API.
@@ -250,5 +254,11 @@ impl NodeApi for LocalPeer {
     }
     fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply> {
         self.call(|node| node.move_replica(request))
+    }
+    fn add_node(&self, request: v1::AddNodeRequest) -> ApiFuture<v1::AddNodeReply> {
+        self.call(|node| node.add_node(request))
+    }
+    fn add_peer(&self, request: v1::AddPeerRequest) -> ApiFuture<()> {
+        self.call(|node| node.add_peer(request))
     }
 }

@@ -44,8 +44,14 @@
 //! both change the node record and the group's records in one synced
 //! batch.
 //!
-//! Left out: changing the address book after init (nodes keep the address
-//! they were founded with) and adding nodes to a running cluster.
+//! # Adding nodes
+//!
+//! The `AddNode` call adds a started node to the running
+//! cluster: every member records its address (`AddPeer`), then it is
+//! bootstrapped holding no replica; replica rebalancing gives it some.
+//!
+//! Left out: removing a node from the address book, and changing a node's
+//! address.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -781,6 +787,132 @@ impl Node {
         Ok(v1::InitReply { cluster, members })
     }
 
+    /// Adds the node at `address` to this node's cluster (the `AddNode`
+    /// call): it must answer and belong to no cluster. Every member adds it
+    /// to its address book first (so they take its messages), then it is
+    /// bootstrapped as a member holding no replica, with the address book
+    /// and the founding placement (it reads the current one from the
+    /// cluster like any node). Every step is idempotent: a call that failed
+    /// half way is finished by calling again.
+    async fn add_node(self: Arc<Self>, address: String) -> Result<v1::AddNodeReply> {
+        let cluster = self.cluster();
+        if cluster == 0 {
+            return Err(Error::Unavailable(format!(
+                "node {} does not belong to a cluster yet (run meridian init)",
+                self.config.id
+            )));
+        }
+        let api = self.connector.connect(&address)?;
+        let hello = api
+            .hello(v1::HelloRequest {
+                from: self.config.id,
+                address: self.config.address.clone(),
+            })
+            .await
+            .map_err(|err| Error::Unavailable(format!("cannot reach {address}: {err}")))?;
+        let id = hello.node_id;
+        if hello.cluster != 0 && hello.cluster != cluster {
+            return Err(Error::InvalidInput(format!(
+                "node {id} at {address} belongs to another cluster ({:016x})",
+                hello.cluster
+            )));
+        }
+        let (peers, ranges) = {
+            let record = self.record.read().expect("record poisoned");
+            (record.peers.clone(), record.ranges.clone())
+        };
+        if let Some((_, known)) = peers.iter().find(|(peer, _)| *peer == id) {
+            if *known != address {
+                return Err(Error::InvalidInput(format!(
+                    "node {id} is already a member, at {known}, not {address}"
+                )));
+            }
+        }
+        let peer = v1::Peer {
+            id,
+            address: address.clone(),
+        };
+        for (member, at) in &peers {
+            let request = v1::AddPeerRequest {
+                cluster,
+                peer: Some(peer.clone()),
+            };
+            let told = if *member == self.config.id {
+                self.add_peer_here(request).await
+            } else {
+                match self.connector.connect(at) {
+                    Ok(api) => api.add_peer(request).await,
+                    Err(err) => Err(err),
+                }
+            };
+            told.map_err(|err| {
+                Error::Unavailable(format!(
+                    "telling node {member} at {at} of node {id} failed: {err}; run add-node again"
+                ))
+            })?;
+        }
+        let mut members: Vec<v1::Peer> = peers
+            .iter()
+            .filter(|(member, _)| *member != id)
+            .map(|(member, at)| v1::Peer {
+                id: *member,
+                address: at.clone(),
+            })
+            .collect();
+        members.push(peer);
+        api.bootstrap(v1::BootstrapRequest {
+            cluster,
+            peers: members.clone(),
+            groups: Vec::new(),
+            ranges: ranges
+                .into_iter()
+                .map(|(start, group)| v1::RangeSpec { start, group })
+                .collect(),
+        })
+        .await
+        .map_err(|err| {
+            Error::Unavailable(format!(
+                "bootstrapping node {id} at {address} failed: {err}; run add-node again"
+            ))
+        })?;
+        tracing::info!(node = id, %address, "added a node to the cluster");
+        Ok(v1::AddNodeReply {
+            node_id: id,
+            members,
+        })
+    }
+
+    /// Adds a member to the address book (the `AddPeer` call), persisted
+    /// before the peer is connected; a no-op for a member already known at
+    /// that address.
+    async fn add_peer_here(&self, request: v1::AddPeerRequest) -> Result<()> {
+        let _guard = self.bootstrap_lock.lock().await;
+        self.check_cluster(request.cluster)?;
+        let peer = request
+            .peer
+            .ok_or_else(|| Error::InvalidInput("AddPeer without a peer".into()))?;
+        if peer.id == 0 {
+            return Err(Error::InvalidInput("node id 0 is reserved".into()));
+        }
+        let mut record = self.record.read().expect("record poisoned").clone();
+        match record.peers.iter().find(|(id, _)| *id == peer.id) {
+            Some((_, address)) if *address == peer.address => return Ok(()),
+            Some((_, address)) => {
+                return Err(Error::InvalidInput(format!(
+                    "node {} is already a member, at {address}",
+                    peer.id
+                )))
+            }
+            None => {}
+        }
+        record.peers.push((peer.id, peer.address.clone()));
+        write_record(&self.storage, &record)?;
+        *self.record.write().expect("record poisoned") = record.clone();
+        self.connect_peers(&record)?;
+        tracing::info!(node = self.config.id, peer = peer.id, address = %peer.address, "a node joined the cluster");
+        Ok(())
+    }
+
     /// Becomes a founding member (the `Bootstrap` call).
     async fn join_cluster(self: Arc<Self>, request: v1::BootstrapRequest) -> Result<()> {
         let _guard = self.bootstrap_lock.lock().await;
@@ -1252,6 +1384,15 @@ impl NodeApi for Node {
             node.check_cluster(request.cluster)?;
             node.drop_replica_here(request.group).await
         })
+    }
+
+    fn add_node(&self, request: v1::AddNodeRequest) -> ApiFuture<v1::AddNodeReply> {
+        Box::pin(self.arc().add_node(request.address))
+    }
+
+    fn add_peer(&self, request: v1::AddPeerRequest) -> ApiFuture<()> {
+        let node = self.arc();
+        Box::pin(async move { node.add_peer_here(request).await })
     }
 
     fn move_replica(&self, request: v1::MoveReplicaRequest) -> ApiFuture<v1::MoveReplicaReply> {

@@ -44,10 +44,12 @@
 //! believes it votes, after [`JOIN_GRACE`] for one that never joined (a
 //! move abandoned between steps 1 and 2).
 //!
-//! Left out: moves chosen automatically (replica rebalancing, and
-//! replacing a node that stays down): with a fixed set of nodes the founding
-//! placement is already even, and adding nodes to a running cluster is not
-//! built yet.
+//! # Replica rebalancing
+//!
+//! The node serving the first group moves one replica per round
+//! ([`pick_replica_move`]): off a dead node, else from the node holding
+//! the most replicas to one holding two fewer (a node just added holds
+//! none).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};

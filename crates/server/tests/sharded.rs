@@ -1220,3 +1220,77 @@ async fn leaderships_are_rebalanced_over_groups_on_subsets_of_the_nodes() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(one_each(&cluster));
 }
+
+/// Three nodes, three groups of three replicas, replicas rebalanced often.
+/// A fourth node is added to the running cluster: every member learns its
+/// address, replicas move to it until every node holds two or three, and
+/// it serves transactions over every group; the totals hold throughout.
+/// Adding it again is a no-op; an address nobody answers at is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_to_a_running_cluster_is_given_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: 3,
+        groups: GROUPS,
+        replicas: 3,
+        replication: ReplicationOptions {
+            replica_rebalance_interval: Duration::from_millis(300),
+            ..ReplicationOptions::fast()
+        },
+        ..LocalClusterOptions::default()
+    };
+    let mut cluster = LocalCluster::open(dir.path(), clock, options)
+        .await
+        .unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let total = open_accounts(&cluster, deadline).await;
+
+    let added = cluster.add_node(2).await.unwrap();
+    assert_eq!(added, 4);
+    for n in 1..=4 {
+        let mut peers = cluster.node(n).peer_ids();
+        peers.push(n);
+        peers.sort_unstable();
+        assert_eq!(peers, vec![1, 2, 3, 4], "node {n}'s address book");
+    }
+    let spread_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        let voters = all_voters(&cluster).await;
+        let held: Vec<usize> = (1..=4)
+            .map(|n| voters.iter().flatten().filter(|v| v.contains(&n)).count())
+            .collect();
+        let spread = voters
+            .as_ref()
+            .is_some_and(|v| v.iter().all(|g| g.len() == 3))
+            && held.iter().all(|&h| (2..=3).contains(&h));
+        if spread {
+            break;
+        }
+        assert!(
+            Instant::now() < spread_by,
+            "replicas per node {held:?}: {voters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+
+    // Again: nothing changes. An address nobody answers at is refused.
+    let again = cluster
+        .node(1)
+        .add_node(meridian_proto::v1::AddNodeRequest {
+            address: "node-4".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.node_id, again.members.len()), (4, 4));
+    let err = cluster
+        .node(1)
+        .add_node(meridian_proto::v1::AddNodeRequest {
+            address: "node-9".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+}
