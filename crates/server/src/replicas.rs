@@ -271,7 +271,7 @@ pub async fn move_replica(
     let add = || async move {
         groups.api_of(to)?.host_replica(request).await?;
         let added = change_voters(groups, group, Some(MembershipChange::Add(to))).await?;
-        caught_up(groups, group, to, added.commit).await
+        caught_up(groups, request, to, added.commit).await
     };
     let remove = || change_voters(groups, group, Some(MembershipChange::Remove(from)));
     match order {
@@ -299,10 +299,16 @@ pub async fn move_replica(
     Ok(voters)
 }
 
-/// Waits until node `to`'s replica of `group` has applied `slot`. If `to`
-/// has no replica (it retired an old one just as the move began), it is
-/// asked to host one again.
-async fn caught_up(groups: &ClusterGroups, group: u64, to: NodeId, slot: u64) -> Result<()> {
+/// Waits until node `to`'s replica of the group `hosting` names has
+/// applied `slot`. If `to` has no replica (it retired an old one just as
+/// the move began), it is asked to host one again.
+async fn caught_up(
+    groups: &ClusterGroups,
+    hosting: v1::ReplicaRequest,
+    to: NodeId,
+    slot: u64,
+) -> Result<()> {
+    let group = hosting.group;
     let api = groups.api_of(to)?;
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
@@ -310,13 +316,7 @@ async fn caught_up(groups: &ClusterGroups, group: u64, to: NodeId, slot: u64) ->
             match status.groups.iter().find(|g| g.group == group) {
                 Some(replica) if replica.applied >= slot => return Ok(()),
                 Some(_) => {}
-                None => {
-                    let request = v1::ReplicaRequest {
-                        cluster: groups.node().cluster(),
-                        group,
-                    };
-                    api.host_replica(request).await?;
-                }
+                None => api.host_replica(hosting).await?,
             }
         }
         if Instant::now() >= deadline {
