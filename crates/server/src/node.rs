@@ -481,6 +481,16 @@ impl Node {
             .collect())
     }
 
+    /// How many outcome records this node's replica of `group` keeps
+    /// (transactions the group coordinated that a participant may still
+    /// ask about, and aborts); 0 if it hosts none.
+    pub fn outcome_records(&self, group: u64) -> Result<usize> {
+        if self.group(group).is_none() {
+            return Ok(0);
+        }
+        state::stored_outcome_count(&self.storage, group)
+    }
+
     /// The node's MVCC store (every replica's applied data).
     pub fn mvcc(&self) -> &Arc<Mvcc<Storage>> {
         &self.mvcc

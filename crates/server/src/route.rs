@@ -40,8 +40,8 @@ use meridian_proto::v1;
 use meridian_storage::{KeyRange, KvPair, Mvcc, ScanDirection};
 use meridian_truetime::{Timestamp, TtInterval};
 use meridian_txn::{
-    DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, Priority, RangeInfo,
-    ReadTime, Transaction, TxnMode, Vote,
+    tell_participants, DistEngine, GlobalTxnId, GroupTxn, Groups, LockStrength, Outcome, Priority,
+    RangeInfo, ReadTime, Transaction, TxnMode, Vote,
 };
 
 use crate::group::{LeaderTxn, SharedSpans, Storage};
@@ -400,12 +400,8 @@ impl Groups for ClusterGroups {
             .await
     }
 
-    /// Sends the outcome in the background and returns at once (Spanner's
-    /// coordinator answers the client after commit wait, while the
-    /// participants are told): a participant's locks go as soon as it
-    /// hears, and one that cannot be told within [`BEGIN_TIMEOUT`] learns
-    /// the outcome by resolution. Readers of its prepared keys wait for
-    /// the outcome either way.
+    /// Tells `group`'s leader the outcome (it logs and applies it, and
+    /// then answers).
     async fn decide(&self, group: u64, gid: GlobalTxnId, outcome: Outcome) -> Result<()> {
         let op = v1::txn_request::Op::Decide(v1::DecideOp {
             gid: wire::proto_gid(gid),
@@ -414,17 +410,44 @@ impl Groups for ClusterGroups {
                 Outcome::Aborted => None,
             },
         });
+        self.group_call(group, "an outcome", op).await.map(drop)
+    }
+
+    /// Tells the participants in the background and returns at once
+    /// (Spanner's coordinator answers the client after commit wait, while
+    /// the participants are told): a participant's locks go as soon as it
+    /// hears, and one that cannot be told within [`BEGIN_TIMEOUT`] learns
+    /// the outcome by resolution. Readers of its prepared keys wait for the
+    /// outcome either way. Once every participant has applied a commit, the
+    /// coordinator group forgets its outcome record (`Forget`).
+    fn announce(
+        &self,
+        coordinator: u64,
+        gid: GlobalTxnId,
+        participants: Vec<u64>,
+        outcome: Outcome,
+    ) -> impl Future<Output = ()> + Send {
         let groups = self.clone();
         tokio::spawn(async move {
             let told = tokio::select! {
-                told = groups.group_call(group, "an outcome", op) => told,
+                told = tell_participants(&groups, gid, &participants, outcome) => told,
                 () = groups.node.stopped() => return,
             };
-            if let Err(err) = told {
-                tracing::warn!(%gid, group, ?outcome, %err, "could not tell a participant the outcome");
+            if !told || !matches!(outcome, Outcome::Committed(_)) {
+                return;
+            }
+            let op = v1::txn_request::Op::Forget(v1::ForgetOp {
+                gid: wire::proto_gid(gid),
+            });
+            let forgot = tokio::select! {
+                forgot = groups.group_call(coordinator, "forgetting an outcome", op) => forgot,
+                () = groups.node.stopped() => return,
+            };
+            if let Err(err) = forgot {
+                tracing::debug!(%gid, coordinator, %err, "could not forget an outcome");
             }
         });
-        Ok(())
+        std::future::ready(())
     }
 
     fn placement_stale(&self) {

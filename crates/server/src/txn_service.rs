@@ -27,8 +27,9 @@ use crate::route::wire;
 
 /// A remote transaction unused this long is rolled back.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a copied page may take to be applied at the receiving group.
-const INGEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a group-level command (a copied page, forgetting an outcome)
+/// may take to be applied at the group.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the reaper looks.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -172,6 +173,15 @@ impl RemoteTxns {
                     .await
                     .map(Reply::Voters);
             }
+            Op::Forget(forget) => {
+                leader_engine()?;
+                let group = node.group(request.group).expect("it leads");
+                let gid = wire::gid(&forget.gid)?.0;
+                group
+                    .propose(Command::Forget { gid }, COMMAND_TIMEOUT)
+                    .await?;
+                return Ok(Reply::Done(v1::Done {}));
+            }
             Op::Ingest(ingest) => {
                 leader_engine()?;
                 let group = node.group(request.group).expect("it leads");
@@ -185,7 +195,7 @@ impl RemoteTxns {
                         .map(|kv| (kv.key, kv.value))
                         .collect(),
                 };
-                group.propose(command, INGEST_TIMEOUT).await?;
+                group.propose(command, COMMAND_TIMEOUT).await?;
                 return Ok(Reply::Done(v1::Done {}));
             }
             _ => {}
@@ -256,7 +266,8 @@ impl RemoteTxns {
             | Op::Resolve(_)
             | Op::Versions(_)
             | Op::Ingest(_)
-            | Op::ChangeVoters(_) => {
+            | Op::ChangeVoters(_)
+            | Op::Forget(_) => {
                 unreachable!("handled above")
             }
             Op::Prepare(prepare) => {

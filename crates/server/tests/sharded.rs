@@ -1294,3 +1294,43 @@ async fn a_node_added_to_a_running_cluster_is_given_replicas() {
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
 }
+
+/// Transfers across groups leave no outcome record behind once every
+/// participant has applied their outcome: the coordinators forget them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_forget_outcomes_every_participant_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let total = open_accounts(&cluster, deadline).await;
+    let engine = cluster.engine(1);
+    let mut committed = 0;
+    for n in 0..30u64 {
+        let (a, b) = (n % ACCOUNTS, (n + 1) % ACCOUNTS);
+        let done = retrying(&engine, deadline, |e| async move {
+            transfer(&e, account(a), account(b), 1).await
+        })
+        .await
+        .unwrap();
+        committed += usize::from(done.is_some());
+    }
+    assert!(committed > 20, "{committed} transfers committed");
+    let records = || -> usize {
+        (1..=3)
+            .flat_map(|n| (1..=u64::from(GROUPS)).map(move |g| (n, g)))
+            .map(|(n, g)| cluster.node(n).outcome_records(g).unwrap())
+            .sum()
+    };
+    let forgotten_by = Instant::now() + Duration::from_secs(10);
+    while records() > 0 {
+        assert!(
+            Instant::now() < forgotten_by,
+            "{} outcome records left",
+            records()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(engine);
+    check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
+}

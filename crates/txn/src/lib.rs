@@ -45,7 +45,8 @@ pub use local::{
 };
 pub use range_map::RangeMap;
 pub use two_phase::{
-    DistEngine, DistTxn, GlobalTxnId, GroupTxn, Groups, Outcome, PrepareRecord, Vote,
+    tell_participants, DistEngine, DistTxn, GlobalTxnId, GroupTxn, Groups, Outcome, PrepareRecord,
+    Vote,
 };
 
 pub use lock_table::{

@@ -27,7 +27,9 @@
 //!    of every read-only voter, logging the outcome with it, and waits
 //!    until `TT.after(s)` (commit wait);
 //! 3. every participant logs the outcome, applies its writes at `s` and
-//!    releases its locks.
+//!    releases its locks; once every one has, the coordinator may forget
+//!    its outcome record ([`Groups::announce`]): nobody can ask for it any
+//!    more.
 //!
 //! If a participant cannot prepare, everyone aborts. If the coordinator's
 //! outcome is unknown (its commit record may have been logged), the commit
@@ -196,6 +198,26 @@ pub trait Groups: Send + Sync + 'static {
         gid: GlobalTxnId,
         outcome: Outcome,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Tells the `participants` of `gid` its outcome. When the transaction
+    /// committed, `coordinator` holds its outcome record, which only a
+    /// participant still prepared would ask for: an implementation may have
+    /// the coordinator forget it once every participant has applied the
+    /// outcome. May return before the participants have it (a participant
+    /// that misses it resolves it with the coordinator). The default tells
+    /// each ([`Groups::decide`]) and keeps the record.
+    fn announce(
+        &self,
+        coordinator: u64,
+        gid: GlobalTxnId,
+        participants: Vec<u64>,
+        outcome: Outcome,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = coordinator;
+        async move {
+            tell_participants(self, gid, &participants, outcome).await;
+        }
+    }
 
     /// A fresh transaction identity (randomness is the implementation's).
     fn new_gid(&self) -> GlobalTxnId;
@@ -454,7 +476,9 @@ impl<G: Groups> DistTxn<G> {
         }
         if let Some(err) = refusal {
             let _ = coordinator_txn.rollback().await;
-            announce(&*groups, gid, &prepared, Outcome::Aborted).await;
+            groups
+                .announce(coordinator, gid, prepared, Outcome::Aborted)
+                .await;
             // A prepare whose outcome is unknown aborts all the same: the
             // coordinator never commits without every vote.
             return Err(match err {
@@ -469,32 +493,45 @@ impl<G: Groups> DistTxn<G> {
             .await
         {
             Ok(s) => {
-                announce(&*groups, gid, &prepared, Outcome::Committed(s)).await;
+                groups
+                    .announce(coordinator, gid, prepared, Outcome::Committed(s))
+                    .await;
                 Ok(Some(s))
             }
             Err(err @ Error::AmbiguousCommit(_)) => Err(err),
             Err(err) => {
-                announce(&*groups, gid, &prepared, Outcome::Aborted).await;
+                groups
+                    .announce(coordinator, gid, prepared, Outcome::Aborted)
+                    .await;
                 Err(err)
             }
         }
     }
 }
 
-/// Tells the prepared participants of `gid` its outcome. A participant that
-/// cannot be told now learns it later by resolution.
-async fn announce<G: Groups>(groups: &G, gid: GlobalTxnId, prepared: &[u64], outcome: Outcome) {
+/// Tells the prepared participants of `gid` its outcome ([`Groups::decide`]
+/// at each); returns whether every one has it. A participant that cannot be
+/// told now learns it later by resolution.
+pub async fn tell_participants<G: Groups + ?Sized>(
+    groups: &G,
+    gid: GlobalTxnId,
+    prepared: &[u64],
+    outcome: Outcome,
+) -> bool {
     let told = join_all(
         prepared
             .iter()
             .map(|&group| async move { (group, groups.decide(group, gid, outcome).await) }),
     )
     .await;
+    let mut all = true;
     for (group, result) in told {
         if let Err(err) = result {
             tracing::warn!(%gid, group, ?outcome, %err, "could not tell a participant the outcome");
+            all = false;
         }
     }
+    all
 }
 
 impl<G: Groups> Transaction for DistTxn<G> {

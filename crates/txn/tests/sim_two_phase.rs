@@ -33,7 +33,9 @@
 //! with its own clock) implementing [`Groups`]. The calls that a real
 //! gateway makes by RPC to a leader (commit, prepare, coordinator commit,
 //! decide, resolve) run in their own task, so a gateway that gives up or
-//! crashes cannot cancel a leader's work halfway.
+//! crashes cannot cancel a leader's work halfway. Once every participant has
+//! a commit, the gateway has the coordinator forget its outcome record
+//! (through its log, in the background), as the server's gateway does.
 //!
 //! **Faults** ([`Faults`]), all seeded: leader failover of a random group at
 //! random times (often in the middle of two-phase commit); leadership
@@ -92,9 +94,9 @@ use meridian_txn::check::{
 };
 use meridian_txn::testing::TokioSleeper;
 use meridian_txn::{
-    CommitFuture, DistEngine, GlobalTxnId, GroupTxn, Groups, LocalConfig, LocalEngine, LocalTxn,
-    LockStrength, Outcome, OutcomeFuture, PrepareRecord, Priority, RangeMap, ReadTime, Replication,
-    Transaction, TxnEngine, TxnId, TxnMode, Vote, Writes,
+    tell_participants, CommitFuture, DistEngine, GlobalTxnId, GroupTxn, Groups, LocalConfig,
+    LocalEngine, LocalTxn, LockStrength, Outcome, OutcomeFuture, PrepareRecord, Priority, RangeMap,
+    ReadTime, Replication, Transaction, TxnEngine, TxnId, TxnMode, Vote, Writes,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -197,6 +199,9 @@ struct Stats {
     dropped_decides: u64,
     /// Gateway crashes.
     crashes: u64,
+    /// Coordinator outcome records forgotten once every participant had
+    /// the outcome.
+    forgotten: u64,
     /// Prepared transactions resolved as committed by the resolver.
     resolved_committed: u64,
     /// Prepared transactions resolved as aborted by the resolver.
@@ -563,6 +568,22 @@ impl Sim {
             Some((epoch, engine)) if log.leader_up && *epoch == log.epoch => Ok(engine.clone()),
             _ => Err(log.not_leader()),
         }
+    }
+
+    /// The log handle of `group`'s serving leadership: what its leader
+    /// appends through.
+    fn log_handle(&self, group: u64) -> Result<LogHandle> {
+        let group = self.group(group)?;
+        let log = group.log.lock().expect("log poisoned");
+        if !log.leader_up {
+            return Err(log.not_leader());
+        }
+        Ok(LogHandle {
+            shared: self.shared.clone(),
+            log: group.log.clone(),
+            mvcc: group.mvcc.clone(),
+            epoch: log.epoch,
+        })
     }
 
     /// Elects a new leader of `group` (a new node, with its own clock) if
@@ -965,6 +986,41 @@ impl Groups for Gateway {
         }
         let engine = self.sim.leader(group)?;
         rpc(async move { engine.decide(gid, outcome).await }).await
+    }
+
+    /// Tells the participants; once every one has a commit, the
+    /// coordinator forgets its outcome record (through its log, as the
+    /// server's `Forget` command): a late resolution then finds nothing and
+    /// records an abort, which every participant, having decided, ignores.
+    /// The checkers catch any transaction that this splits.
+    async fn announce(
+        &self,
+        coordinator: u64,
+        gid: GlobalTxnId,
+        participants: Vec<u64>,
+        outcome: Outcome,
+    ) {
+        let told = tell_participants(self, gid, &participants, outcome).await;
+        if !told || !matches!(outcome, Outcome::Committed(_)) {
+            return;
+        }
+        let Ok(handle) = self.sim.log_handle(coordinator) else {
+            return;
+        };
+        // In the background, as the server's gateway does: the client has
+        // its answer already.
+        let shared = self.sim.shared.clone();
+        tokio::spawn(async move {
+            let forgot = handle
+                .append(move |log, _| {
+                    log.outcomes.remove(&gid);
+                    Ok(())
+                })
+                .await;
+            if forgot.is_ok() {
+                shared.stats().forgotten += 1;
+            }
+        });
     }
 
     fn new_gid(&self) -> GlobalTxnId {
@@ -1609,6 +1665,7 @@ fn run_seeds(workload: Workload, faults: Faults, min_committed: u64) {
         total.ambiguous_appends += s.ambiguous_appends;
         total.dropped_decides += s.dropped_decides;
         total.crashes += s.crashes;
+        total.forgotten += s.forgotten;
         total.resolved_committed += s.resolved_committed;
         total.resolved_aborted += s.resolved_aborted;
         total.prepares += s.prepares;
@@ -1623,6 +1680,7 @@ fn run_seeds(workload: Workload, faults: Faults, min_committed: u64) {
             ("ambiguous appends", t.ambiguous_appends),
             ("dropped decides", t.dropped_decides),
             ("gateway crashes", t.crashes),
+            ("forgotten outcomes", t.forgotten),
             ("resolutions to commit", t.resolved_committed),
             ("resolutions to abort", t.resolved_aborted),
             ("prepares", t.prepares),

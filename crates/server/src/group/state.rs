@@ -20,9 +20,15 @@
 //! coordinator's [`Command::CoordinatorCommit`] applies its writes and
 //! stores the outcome at `/<group>/outcome/<gid>`, unless a
 //! [`Command::Resolve`] stored an abort first: whichever comes first in the
-//! log wins, on every replica alike. Outcomes are kept (participants may ask
-//! again after any delay); removing them once every participant has applied
-//! its outcome is left out.
+//! log wins, on every replica alike. A participant may ask for an outcome
+//! (resolution) for as long as it holds the prepare record, so a committed
+//! outcome is kept until the gateway has heard from every participant that
+//! it applied it; then the gateway logs [`Command::Forget`] at the
+//! coordinator, which removes the record. A resolution that comes later
+//! still (one sent before its participant's outcome arrived) finds nothing
+//! and records an abort, which the participant, having decided, ignores
+//! (a `Decide` of a transaction not prepared does nothing). Outcomes whose
+//! gateway died before hearing from every participant, and aborts, are kept.
 //!
 //! # Safe time
 //!
@@ -104,6 +110,12 @@ pub enum Command {
     },
     /// At the coordinator: records an abort of `gid` unless it is decided.
     Resolve {
+        /// The transaction.
+        gid: u128,
+    },
+    /// At the coordinator: removes the outcome record of `gid`, which every
+    /// participant has applied.
+    Forget {
         /// The transaction.
         gid: u128,
     },
@@ -333,7 +345,9 @@ impl<E: Engine> GroupState<E> {
         let (mut applied, mut max_ts) = (self.applied, self.max_ts);
         // Changes to the prepare and outcome records within this batch.
         let mut prepared = self.prepared.clone();
-        let mut outcomes: BTreeMap<u128, Option<Timestamp>> = BTreeMap::new();
+        // Outcome records changed by this batch (`None`: removed), over the
+        // stored ones.
+        let mut outcomes: BTreeMap<u128, Option<Option<Timestamp>>> = BTreeMap::new();
         let mut new_records: BTreeMap<u128, PreparedEntry> = BTreeMap::new();
         let before = self.spans.get();
         let mut spans = before.clone();
@@ -397,7 +411,7 @@ impl<E: Engine> GroupState<E> {
                             _ => self.check_writes(&spans, &writes).map(|()| {
                                 self.write_effects(&mut batch, &mut spans, ts, &writes);
                                 max_ts = max_ts.max(ts);
-                                outcomes.insert(gid, Some(ts));
+                                outcomes.insert(gid, Some(Some(ts)));
                                 batch.put(
                                     Space::Meta,
                                     record_key(self.group, OUTCOME, gid),
@@ -408,13 +422,18 @@ impl<E: Engine> GroupState<E> {
                     }
                     Command::Resolve { gid } => {
                         if self.outcome_in(&outcomes, gid)?.is_none() {
-                            outcomes.insert(gid, None);
+                            outcomes.insert(gid, Some(None));
                             batch.put(
                                 Space::Meta,
                                 record_key(self.group, OUTCOME, gid),
                                 encode_outcome(None),
                             );
                         }
+                        Ok(())
+                    }
+                    Command::Forget { gid } => {
+                        outcomes.insert(gid, None);
+                        batch.delete(Space::Meta, record_key(self.group, OUTCOME, gid));
                         Ok(())
                     }
                     Command::Ingest {
@@ -515,11 +534,11 @@ impl<E: Engine> GroupState<E> {
     /// the batch's own changes.
     fn outcome_in(
         &self,
-        pending: &BTreeMap<u128, Option<Timestamp>>,
+        pending: &BTreeMap<u128, Option<Option<Timestamp>>>,
         gid: u128,
     ) -> Result<Option<Option<Timestamp>>> {
         match pending.get(&gid) {
-            Some(outcome) => Ok(Some(*outcome)),
+            Some(outcome) => Ok(*outcome),
             None => stored_outcome(&self.engine, self.group, GlobalTxnId(gid)),
         }
     }
@@ -655,6 +674,20 @@ pub fn stored_prepare_records<E: Engine>(engine: &E, group: u64) -> Result<Vec<P
         )
         .map(|item| decode_prepared(group, &item?.1))
         .collect()
+}
+
+/// How many outcome records `group` keeps in `engine` (transactions it
+/// coordinated whose outcome some participant may still ask for, and
+/// aborts).
+pub fn stored_outcome_count<E: Engine>(engine: &E, group: u64) -> Result<usize> {
+    let prefix = record_prefix(group, OUTCOME);
+    engine
+        .scan(
+            Space::Meta,
+            &KeyRange::prefix(&prefix),
+            ScanDirection::Forward,
+        )
+        .try_fold(0, |count, item| item.map(|_| count + 1))
 }
 
 /// A stored prepare record of `group`.
@@ -963,6 +996,59 @@ mod tests {
         );
         let mvcc = Mvcc::new(engine).unwrap();
         assert_eq!(mvcc.get(b"c", Timestamp::MAX).unwrap(), Some(vec![8]));
+    }
+
+    #[test]
+    fn a_forgotten_outcome_is_gone_and_a_later_resolution_records_an_abort_in_one_batch_or_many() {
+        let entries = [
+            entry(
+                1,
+                1,
+                Command::CoordinatorCommit {
+                    gid: 9,
+                    ts: Timestamp::from_nanos(50),
+                    writes: vec![(b"c".to_vec(), Some(vec![9]))],
+                },
+            ),
+            entry(2, 2, Command::Forget { gid: 9 }),
+            entry(3, 3, Command::Resolve { gid: 9 }),
+            entry(4, 4, Command::Forget { gid: 9 }),
+        ];
+        // Replicas may apply the same entries in different batches: the
+        // records after each slot are the same either way.
+        for batches in [vec![&entries[..]], entries.chunks(1).collect()] {
+            let engine = Arc::new(MemoryEngine::new());
+            let mut state = GroupState::load(engine.clone(), 1, all()).unwrap();
+            let mut seen = Vec::new();
+            for batch in batches {
+                state.apply(batch).unwrap();
+                seen.push(read_outcome(&engine, 1, GlobalTxnId(9)).unwrap());
+            }
+            if seen.len() == 4 {
+                assert_eq!(
+                    seen,
+                    [
+                        Some(Outcome::Committed(Timestamp::from_nanos(50))),
+                        None,
+                        Some(Outcome::Aborted),
+                        None
+                    ]
+                );
+            }
+            assert_eq!(stored_outcome_count(&engine, 1).unwrap(), 0);
+            // The commit's writes stay.
+            let mvcc = Mvcc::new(engine).unwrap();
+            assert_eq!(mvcc.get(b"c", Timestamp::MAX).unwrap(), Some(vec![9]));
+        }
+        // In one batch, the resolution after the forget records an abort
+        // just as it does on its own.
+        let engine = Arc::new(MemoryEngine::new());
+        let mut state = GroupState::load(engine.clone(), 1, all()).unwrap();
+        state.apply(&entries[..3]).unwrap();
+        assert_eq!(
+            read_outcome(&engine, 1, GlobalTxnId(9)).unwrap(),
+            Some(Outcome::Aborted)
+        );
     }
 
     #[test]
