@@ -633,6 +633,27 @@ async fn transfers_across_groups_survive_killing_the_coordinator_and_a_participa
     );
 }
 
+/// Creates `table (k INT PRIMARY KEY, v INT)` through the nodes at `addrs`
+/// and writes `rows` rows (`v = k`).
+async fn fill_table(addrs: &[String], table: &str, rows: usize, deadline: Instant) {
+    let create = format!("CREATE TABLE {table} (k INT PRIMARY KEY, v INT)");
+    assert!(run_transaction(addrs, 0, &create, deadline).await);
+    for k in 0..rows {
+        let insert = format!("INSERT INTO {table} VALUES ({k}, {k})");
+        assert!(run_transaction(addrs, k, &insert, deadline).await);
+    }
+}
+
+/// The row count and the sum of `v` of `table`, read through `addr`.
+async fn count_and_sum(addr: &str, table: &str) -> (i64, i64) {
+    let client = connect(addr).await.expect("the node serves SQL");
+    let row = client
+        .query_one(&format!("SELECT count(*), sum(v) FROM {table}"), &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
 /// The group of table `table`'s (only) range and its replicas, as `SHOW
 /// RANGES` on the node at `addr` tells.
 async fn range_of(addr: &str, table: &str) -> Option<(u64, Vec<u64>)> {
@@ -657,12 +678,7 @@ async fn move_replica_moves_a_tables_replica_to_another_node() {
     let cluster = Cluster::start_with(4, 3, &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
-    let create = "CREATE TABLE moved (k INT PRIMARY KEY, v INT)";
-    assert!(run_transaction(&addrs, 0, create, deadline).await);
-    for k in 0..40 {
-        let insert = format!("INSERT INTO moved VALUES ({k}, {k})");
-        assert!(run_transaction(&addrs, k, &insert, deadline).await);
-    }
+    fill_table(&addrs, "moved", 40, deadline).await;
     let (group, before) = range_of(&addrs[0], "moved").await.expect("SHOW RANGES");
     assert_eq!(before.len(), 3, "{before:?}");
     let from = before[0];
@@ -700,12 +716,7 @@ async fn move_replica_moves_a_tables_replica_to_another_node() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let client = connect(addr).await.unwrap();
-        let row = client
-            .query_one("SELECT count(*), sum(v) FROM moved", &[])
-            .await
-            .unwrap();
-        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (40, 780));
+        assert_eq!(count_and_sum(addr, "moved").await, (40, 780));
     }
     let old = GrpcPeer::connect(&cluster.nodes[from as usize - 1].grpc).unwrap();
     let hosted = old.status().await.unwrap().groups;
@@ -745,12 +756,7 @@ async fn a_killed_nodes_replicas_move_to_the_other_nodes() {
     let mut cluster = Cluster::start_with(4, 3, &extra);
     let deadline = Instant::now() + Duration::from_secs(120);
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
-    let create = "CREATE TABLE kept (k INT PRIMARY KEY, v INT)";
-    assert!(run_transaction(&addrs, 0, create, deadline).await);
-    for k in 0..20 {
-        let insert = format!("INSERT INTO kept VALUES ({k}, 1)");
-        assert!(run_transaction(&addrs, k, &insert, deadline).await);
-    }
+    fill_table(&addrs, "kept", 20, deadline).await;
     let mut held = [0; 4];
     for node in &cluster.nodes {
         held[node.id as usize - 1] = voters_at(&node.grpc).await.len();
@@ -788,12 +794,7 @@ async fn a_killed_nodes_replicas_move_to_the_other_nodes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let survivor = cluster.nodes.iter().find(|n| n.id != victim).unwrap();
-    let client = connect(&survivor.sql).await.unwrap();
-    let row = client
-        .query_one("SELECT count(*), sum(v) FROM kept", &[])
-        .await
-        .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 20));
+    assert_eq!(count_and_sum(&survivor.sql, "kept").await, (20, 190));
 
     // Back, it drops the replicas it no longer votes for and gets some:
     // what it hosts is what the leaders say it votes in, and not nothing.
@@ -830,12 +831,7 @@ async fn add_node_grows_a_running_cluster() {
     let mut cluster = Cluster::start_with(3, 3, &["--replica-rebalance-secs", "1"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.sql.clone()).collect();
-    let create = "CREATE TABLE grown (k INT PRIMARY KEY, v INT)";
-    assert!(run_transaction(&addrs, 0, create, deadline).await);
-    for k in 0..20 {
-        let insert = format!("INSERT INTO grown VALUES ({k}, 2)");
-        assert!(run_transaction(&addrs, k, &insert, deadline).await);
-    }
+    fill_table(&addrs, "grown", 20, deadline).await;
     let id = cluster.spawn_extra();
     let new = &cluster.nodes[id as usize - 1];
     let out = meridian()
@@ -869,16 +865,9 @@ async fn add_node_grows_a_running_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let client = loop {
-        if let Some(client) = connect(&new.sql).await {
-            break client;
-        }
+    while connect(&new.sql).await.is_none() {
         assert!(Instant::now() < deadline, "node {id} serves no SQL");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let row = client
-        .query_one("SELECT count(*), sum(v) FROM grown", &[])
-        .await
-        .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 40));
+    }
+    assert_eq!(count_and_sum(&new.sql, "grown").await, (20, 190));
 }

@@ -41,6 +41,27 @@ async fn open_with(dir: &std::path::Path, replication: ReplicationOptions) -> Lo
     LocalCluster::open(dir, clock, options).await.unwrap()
 }
 
+/// `nodes` nodes and `groups` groups of three replicas replicating with
+/// `replication`, once every group has a leader.
+async fn open_spread(
+    dir: &std::path::Path,
+    nodes: u64,
+    groups: u32,
+    replication: ReplicationOptions,
+) -> LocalCluster {
+    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
+    let options = LocalClusterOptions {
+        nodes: nodes as usize,
+        groups,
+        replicas: 3,
+        replication,
+        ..LocalClusterOptions::default()
+    };
+    let cluster = LocalCluster::open(dir, clock, options).await.unwrap();
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    cluster
+}
+
 /// Account `i` lives in table `100 + i % 3`: tables 100, 101 and 102 are
 /// in groups 2, 3 and 1 of the initial placement.
 fn account(i: u64) -> Vec<u8> {
@@ -932,24 +953,19 @@ async fn move_replica(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_move_between_nodes_under_load_and_removed_ones_retire() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: 4,
-        groups: GROUPS,
-        replicas: 3,
-        replication: ReplicationOptions {
+    let mut cluster = open_spread(
+        dir.path(),
+        4,
+        GROUPS,
+        ReplicationOptions {
             // Short logs: the new replica catches up from a snapshot.
             max_log_bytes: 16 << 10,
             // Only the moves of this test.
             replica_rebalance_interval: Duration::ZERO,
             ..ReplicationOptions::fast()
         },
-        ..LocalClusterOptions::default()
-    };
-    let mut cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
-    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let total = open_accounts(&cluster, deadline).await;
 
@@ -1103,22 +1119,17 @@ async fn all_voters(cluster: &LocalCluster) -> Option<Vec<Vec<u64>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_replicas_are_replaced_and_the_node_gets_some_back_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: 4,
-        groups: GROUPS,
-        replicas: 3,
-        replication: ReplicationOptions {
+    let mut cluster = open_spread(
+        dir.path(),
+        4,
+        GROUPS,
+        ReplicationOptions {
             replica_rebalance_interval: Duration::from_millis(300),
             dead_node_timeout: Duration::from_secs(2),
             ..ReplicationOptions::fast()
         },
-        ..LocalClusterOptions::default()
-    };
-    let mut cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
-    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let total = open_accounts(&cluster, deadline).await;
 
@@ -1184,22 +1195,17 @@ async fn a_dead_nodes_replicas_are_replaced_and_the_node_gets_some_back_when_it_
 async fn leaderships_are_rebalanced_over_groups_on_subsets_of_the_nodes() {
     const NODES: u64 = 5;
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: NODES as usize,
-        groups: NODES as u32,
-        replicas: 3,
-        replication: ReplicationOptions {
+    let mut cluster = open_spread(
+        dir.path(),
+        NODES,
+        NODES as u32,
+        ReplicationOptions {
             leader_rebalance_interval: Duration::from_millis(300),
             replica_rebalance_interval: Duration::ZERO,
             ..ReplicationOptions::fast()
         },
-        ..LocalClusterOptions::default()
-    };
-    let mut cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
-    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    )
+    .await;
     let one_each = |cluster: &LocalCluster| {
         let mut led: Vec<Option<u64>> = (1..=NODES).map(|g| cluster.leader_of(g)).collect();
         led.sort_unstable();
@@ -1229,21 +1235,16 @@ async fn leaderships_are_rebalanced_over_groups_on_subsets_of_the_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_added_to_a_running_cluster_is_given_replicas() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock::new(Duration::from_millis(1)));
-    let options = LocalClusterOptions {
-        nodes: 3,
-        groups: GROUPS,
-        replicas: 3,
-        replication: ReplicationOptions {
+    let mut cluster = open_spread(
+        dir.path(),
+        3,
+        GROUPS,
+        ReplicationOptions {
             replica_rebalance_interval: Duration::from_millis(300),
             ..ReplicationOptions::fast()
         },
-        ..LocalClusterOptions::default()
-    };
-    let mut cluster = LocalCluster::open(dir.path(), clock, options)
-        .await
-        .unwrap();
-    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let total = open_accounts(&cluster, deadline).await;
 
