@@ -470,6 +470,13 @@ impl Groups for ClusterGroups {
         GlobalTxnId(rand::random())
     }
 
+    fn single_group(&self) -> Option<u64> {
+        let placement = self.node.placement().ok()?;
+        let mut groups = placement.ranges().map(|(_, _, g)| g);
+        let first = groups.next()?;
+        groups.all(|g| g == first).then_some(first)
+    }
+
     fn local_safe_ts(&self) -> Option<Timestamp> {
         let placement = self.node.placement().ok()?;
         let groups: BTreeSet<u64> = placement.ranges().map(|(_, _, g)| g).collect();

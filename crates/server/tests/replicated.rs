@@ -660,3 +660,31 @@ async fn a_hand_over_to_an_unreachable_voter_is_abandoned_and_the_leader_leads_a
     assert_eq!(values[0].as_deref(), Some(&b"before"[..]));
     assert_eq!(values[1].as_deref(), Some(&b"after"[..]));
 }
+
+/// A cluster of one group: a strong read's scope is that group, so its
+/// leader picks the snapshot, the group's last commit (Spanner's
+/// `LastTS()`), below the gateway's `TT.now().latest`, and the read sees
+/// every write acknowledged before it, through every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strong_read_of_one_group_reads_at_its_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path(), options(3)).await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in 1..=3u64 {
+        let engine = cluster.engine(n);
+        let i = n as u32;
+        let s = write(&engine, i, "v", deadline).await;
+        let mut txn = engine
+            .begin(TxnMode::ReadOnly(ReadTime::Strong))
+            .await
+            .unwrap();
+        let read_ts = txn.read_ts().expect("a snapshot");
+        assert!(
+            s <= read_ts && read_ts < txn.start_ts(),
+            "node {n}: {s} {read_ts}"
+        );
+        let seen = txn.get(&key(i), LockStrength::Shared).await.unwrap();
+        assert_eq!(seen, Some(b"v".to_vec()), "node {n}");
+    }
+}

@@ -54,8 +54,13 @@
 //! if it came after. So a read-only vote needs no log write, and its locks
 //! can be dropped without asking anyone once `TT.after(until)`.
 //!
-//! Left out: choosing a single-group read's timestamp from the group's last
-//! commit (Spanner's `LastTS()`).
+//! **Single-group reads.** When the placement has one group
+//! ([`Groups::single_group`]), a strong read's scope is that group: its
+//! leader chooses the snapshot, the group's last commit timestamp when
+//! nothing is prepared there (Spanner's `LastTS()`), else
+//! `TT.now().latest`. With several groups a strong read's scope is not
+//! known when it begins (a SQL statement reads the catalog, in the first
+//! group, and then its tables), so it reads at `TT.now().latest`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -222,6 +227,13 @@ pub trait Groups: Send + Sync + 'static {
     /// A fresh transaction identity (randomness is the implementation's).
     fn new_gid(&self) -> GlobalTxnId;
 
+    /// The group holding every key, when the placement has just one: then
+    /// a strong read's scope is that group, and its leader chooses the
+    /// snapshot (Spanner's `LastTS()`). The default: `None`.
+    fn single_group(&self) -> Option<u64> {
+        None
+    }
+
     /// The largest timestamp the gateway's own replicas can all serve now
     /// (the smallest of their safe times): what a bounded-staleness read
     /// picks. Groups the gateway holds no replica of are read at their
@@ -312,6 +324,11 @@ impl<G: Groups> TxnEngine for DistEngine<G> {
 
     async fn begin(&self, mode: TxnMode) -> Result<DistTxn<G>> {
         let now = self.groups.now();
+        if let (TxnMode::ReadOnly(ReadTime::Strong), Some(group)) =
+            (mode, self.groups.single_group())
+        {
+            return self.begin_single_group_read(group, now.latest).await;
+        }
         let (mode, read_ts, strong) = match mode {
             TxnMode::ReadWrite => (mode, None, false),
             TxnMode::ReadOnly(ReadTime::Strong) => (
@@ -356,6 +373,7 @@ impl<G: Groups> TxnEngine for DistEngine<G> {
             read_ts,
             parts: BTreeMap::new(),
             wrote: BTreeSet::new(),
+            single_group: None,
         })
     }
 
@@ -394,11 +412,51 @@ pub struct DistTxn<G: Groups> {
     parts: BTreeMap<u64, G::Txn>,
     /// The groups it wrote to.
     wrote: BTreeSet<u64>,
+    /// A strong read of a cluster of one group: the group, whose leader
+    /// chose the snapshot (`LastTS()`); no other group may be read at it.
+    single_group: Option<u64>,
+}
+
+impl<G: Groups> DistEngine<G> {
+    /// A strong read-only transaction of a cluster whose keys are all in
+    /// `group` (Spanner §4.2.2, a single-group scope): the group's leader
+    /// chooses the snapshot, its last commit timestamp when nothing is
+    /// prepared there, so the read need not wait for commits in flight.
+    async fn begin_single_group_read(&self, group: u64, start_ts: Timestamp) -> Result<DistTxn<G>> {
+        let id = self.groups.new_gid();
+        let mode = TxnMode::ReadOnly(ReadTime::Strong);
+        let part = self
+            .groups
+            .begin(group, mode, id.priority(start_ts), false)
+            .await?;
+        let read_ts = part.read_ts().ok_or_else(|| {
+            Error::Internal(format!(
+                "group {group} began a strong read without a snapshot"
+            ))
+        })?;
+        Ok(DistTxn {
+            groups: self.groups.clone(),
+            id,
+            mode: TxnMode::ReadOnly(ReadTime::At(read_ts)),
+            strong: false,
+            start_ts,
+            read_ts: Some(read_ts),
+            parts: BTreeMap::from([(group, part)]),
+            wrote: BTreeSet::new(),
+            single_group: Some(group),
+        })
+    }
 }
 
 impl<G: Groups> DistTxn<G> {
     /// The transaction at `group`, begun on first use.
     async fn part(&mut self, group: u64) -> Result<&mut G::Txn> {
+        if self.single_group.is_some_and(|only| only != group) {
+            // Its snapshot bounds only that group's commits.
+            return Err(Error::Aborted(
+                "the placement changed during a single-group read; try again".into(),
+            ));
+        }
         if !self.parts.contains_key(&group) {
             let txn = self
                 .groups

@@ -64,8 +64,9 @@ async fn writes_are_private_until_commit_then_visible_after_commit_wait() {
     let s = t1.commit().await.unwrap().unwrap();
     assert!(s >= start);
     assert!(tt.after(s), "commit returned before commit wait ended");
+    // A strong read reads at the last commit (nothing is prepared).
     let mut ro = engine.begin(RO).await.unwrap();
-    assert!(ro.read_ts().unwrap() > s);
+    assert_eq!(ro.read_ts().unwrap(), s);
     assert_eq!(ro.get(b"k", S).await.unwrap(), v("1"));
 }
 
@@ -661,4 +662,33 @@ async fn a_reading_transaction_fails_to_commit_once_its_leader_lost_the_lease() 
     let err = reader.commit().await.unwrap_err();
     assert!(matches!(err, Error::NotLeader { .. }), "{err}");
     assert!(err.is_retryable());
+}
+
+/// Spanner's `LastTS()`: with nothing prepared, a strong read reads at the
+/// last finished commit, so a commit still in flight (replicating, or in
+/// commit wait) does not hold it back; once that commit finishes, the next
+/// strong read is at it and sees it.
+#[tokio::test(start_paused = true)]
+async fn a_strong_read_reads_at_the_last_commit_without_waiting_for_one_in_flight() {
+    let gated = Gated::new();
+    let engine = gated.engine();
+    let mut writer = engine.begin(RW).await.unwrap();
+    writer.put(b"k".to_vec(), b"1".to_vec()).await.unwrap();
+    let commit = tokio::spawn(async move { writer.commit().await });
+    gated.handed.notified().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let mut reader = tokio::time::timeout(Duration::from_millis(1), engine.begin(RO))
+        .await
+        .expect("a strong read waited for a commit in flight")
+        .unwrap();
+    assert_eq!(reader.get(b"k", S).await.unwrap(), v("0"));
+    let before = reader.read_ts().unwrap();
+
+    gated.gate.add_permits(1);
+    let s = commit.await.unwrap().unwrap().unwrap();
+    assert!(before < s);
+    let mut reader = engine.begin(RO).await.unwrap();
+    assert_eq!(reader.read_ts(), Some(s));
+    assert_eq!(reader.get(b"k", S).await.unwrap(), v("1"));
 }

@@ -174,7 +174,7 @@ async fn a_prepared_transaction_holds_reads_back_until_its_outcome() {
     let reader = {
         let g1 = g1.clone();
         tokio::spawn(async move {
-            let mut ro = g1.begin(RO).await.unwrap();
+            let mut ro = g1.begin(TxnMode::ReadOnly(ReadTime::At(p))).await.unwrap();
             ro.get(b"a", S).await.unwrap()
         })
     };

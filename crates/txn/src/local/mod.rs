@@ -335,6 +335,10 @@ struct IssuedTimestamps {
     last: Timestamp,
     /// Commit timestamps issued whose writes are not applied yet.
     in_flight: BTreeSet<Timestamp>,
+    /// The largest timestamp whose commit finished (applied and waited
+    /// out, or abandoned), or the engine's first timestamp: Spanner's
+    /// `LastTS()`, what a strong read reads at while nothing is prepared.
+    last_finished: Timestamp,
     /// Set by [`LocalEngine::hand_over`]: the engine issues nothing more
     /// and answers every request with this error.
     handed_over: Option<Error>,
@@ -365,13 +369,17 @@ impl<E: Engine + 'static> LocalEngine<E> {
             durability: config.durability,
             decisions: Mutex::new(HashMap::new()),
         });
+        // Every commit an earlier engine over this data acknowledged lies
+        // below `TT.now().latest` (it waited out its commit wait): strong
+        // reads start there.
+        let issued = tt.now().latest;
         Ok(Self::with_replication(
             mvcc,
             tt,
             sleeper,
             config,
             replication,
-            Timestamp::MIN,
+            issued,
         ))
     }
 
@@ -399,6 +407,7 @@ impl<E: Engine + 'static> LocalEngine<E> {
                 next_txn: AtomicU64::new(1),
                 clock: Mutex::new(IssuedTimestamps {
                     last: issued,
+                    last_finished: issued,
                     ..IssuedTimestamps::default()
                 }),
                 applied: Notify::new(),
@@ -553,7 +562,11 @@ impl<E: Engine + 'static> LocalEngine<E> {
                     inner.locks.begin(id, priority)?;
                     None
                 }
-                TxnMode::ReadOnly(ReadTime::Strong | ReadTime::MaxStaleness(_)) => {
+                TxnMode::ReadOnly(ReadTime::Strong) => {
+                    let ts = inner.strong_read_ts(start_ts);
+                    Some(inner.issue_read_ts(ts, bound).await?)
+                }
+                TxnMode::ReadOnly(ReadTime::MaxStaleness(_)) => {
                     Some(inner.issue_read_ts(start_ts, bound).await?)
                 }
                 TxnMode::ReadOnly(ReadTime::At(ts)) => {
@@ -677,12 +690,42 @@ impl<E: Engine> Inner<E> {
 
     /// Marks the commit at `s` as applied (or abandoned).
     fn finish_commit(&self, s: Timestamp) {
+        {
+            let mut clock = self.clock.lock().expect("clock lock poisoned");
+            clock.in_flight.remove(&s);
+            clock.last_finished = clock.last_finished.max(s);
+        }
+        self.applied.notify_waiters();
+    }
+
+    /// Notes writes applied at `s` by a commit this engine did not issue
+    /// (a participant's decided outcome): later strong reads read at or
+    /// above `s`, and later timestamps are above it.
+    fn note_finished(&self, s: Timestamp) {
+        let mut clock = self.clock.lock().expect("clock lock poisoned");
+        clock.last_finished = clock.last_finished.max(s);
+        clock.last = clock.last.max(s);
+    }
+
+    /// The timestamp of a strong read that began at `now_latest` (Spanner
+    /// §4.2.2): with no transaction prepared here, the last commit
+    /// timestamp (`LastTS()`): every commit acknowledged before the read
+    /// began is at or below it, and every later one above it, so the read
+    /// need not wait for commits in flight; else `now_latest`, which
+    /// prepared transactions hold reads below.
+    fn strong_read_ts(&self, now_latest: Timestamp) -> Timestamp {
+        if !self
+            .prepared
+            .lock()
+            .expect("prepared table poisoned")
+            .is_empty()
+        {
+            return now_latest;
+        }
         self.clock
             .lock()
             .expect("clock lock poisoned")
-            .in_flight
-            .remove(&s);
-        self.applied.notify_waiters();
+            .last_finished
     }
 
     /// Aborts the transactions a lock request wounded: their locks go now.

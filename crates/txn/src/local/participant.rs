@@ -264,6 +264,11 @@ impl<E: Engine + 'static> LocalEngine<E> {
             return Ok(());
         };
         inner.log_outcome(&prepared.record, outcome)?.await?;
+        if let Outcome::Committed(s) = outcome {
+            // Its writes are applied at `s`: once it is no longer prepared,
+            // strong reads read at or above it (`LastTS()`).
+            inner.note_finished(s);
+        }
         let removed = inner
             .prepared
             .lock()
@@ -294,6 +299,9 @@ impl<E: Engine + 'static> LocalEngine<E> {
             return self.decide(record.gid, outcome).await;
         }
         inner.log_outcome(record, outcome)?.await?;
+        if let Outcome::Committed(s) = outcome {
+            inner.note_finished(s);
+        }
         tracing::info!(gid = %record.gid, ?outcome, "decided a prepare record held by no engine");
         Ok(())
     }
