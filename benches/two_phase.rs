@@ -28,6 +28,14 @@
 //!    whatever the commit's own replication already took, since the commit
 //!    timestamp is `TT.now().latest` before the Paxos write.
 //!
+//! 4. Strong reads under writes, ε = 4 ms: the latency of a strong
+//!    read-only transaction reading one key while `CLIENTS` writers commit
+//!    to the same group, in a cluster of one group (its leader reads at its
+//!    last commit, Spanner's `LastTS()`, not waiting for the writers'
+//!    commits in flight) and in one of two groups (the read is at the
+//!    gateway's `TT.now().latest` and waits for the commits in commit wait
+//!    below it).
+//!
 //! Left out: contention (the clients write disjoint keys), read-write
 //! transactions that also read, leaders spread on purpose (they land where
 //! the elections put them; the bench prints where), network latency between
@@ -66,6 +74,8 @@ const LOAD_TXNS: u64 = 5_000;
 const WAIT_TXNS: u64 = 150;
 /// The uncertainty bounds of the commit-wait table, in milliseconds.
 const EPSILONS_MS: [u64; 3] = [1, 4, 8];
+/// The uncertainty bound of the reads-under-writes table.
+const LOADED_READ_EPSILON: Duration = Duration::from_millis(4);
 
 /// The key of row `row` of table `100 + table` (its group is
 /// `1 + (table + 1) % groups`).
@@ -340,6 +350,70 @@ fn bench(c: &mut Criterion) {
             100.0 * per_commit.as_secs_f64() / mean(lat).as_secs_f64(),
         );
     }
+
+    // 4: strong reads under writes.
+    loaded_reads(&runtime);
+}
+
+/// Latencies of `LATENCY_TXNS` sequential strong reads of one key of
+/// table 100 while `CLIENTS` writers commit to other rows of it (each
+/// writer bounded by `LOAD_TXNS` and the reads' end), sorted.
+fn reads_under_writes(runtime: &Runtime, engine: &ClusterEngine) -> Vec<Duration> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            runtime.spawn(async move {
+                for n in 0..LOAD_TXNS {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = write(&engine, 1, 10_000_000 + client * 1_000_000 + n).await;
+                }
+            })
+        })
+        .collect();
+    let e = engine;
+    latencies(runtime, 0, WARM_UP_TXNS, |row| read(e, 1, row));
+    let lat = latencies(runtime, 0, LATENCY_TXNS, |row| read(e, 1, row));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        runtime.block_on(writer).unwrap();
+    }
+    lat
+}
+
+/// Table 4: strong reads under writes, one group against two.
+fn loaded_reads(runtime: &Runtime) {
+    println!();
+    println!(
+        "Strong read of one key while {CLIENTS} writers commit to its group (ε = {LOADED_READ_EPSILON:?}, {LATENCY_TXNS} reads)"
+    );
+    println!("| cluster | read snapshot | mean µs | p50 µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
+    let mut means = Vec::new();
+    for (groups, snapshot) in [(1u32, "LastTS()"), (2, "TT.now().latest")] {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = runtime.block_on(open(dir.path(), LOADED_READ_EPSILON, groups));
+        let engine = cluster.engine(1);
+        runtime.block_on(write(&engine, 1, 0)).unwrap();
+        let lat = reads_under_writes(runtime, &engine);
+        println!(
+            "| {groups} group{} | {snapshot} | {} | {} | {} |",
+            if groups == 1 { "" } else { "s" },
+            us(mean(&lat)),
+            us(percentile(&lat, 0.5)),
+            us(percentile(&lat, 0.99)),
+        );
+        means.push(mean(&lat));
+        drop(engine);
+        drop(cluster);
+    }
+    println!(
+        "mean latency, two groups / one group: {:.0}x",
+        means[1].as_secs_f64() / means[0].as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);
