@@ -699,12 +699,11 @@ impl<E: Engine> Inner<E> {
     }
 
     /// Notes writes applied at `s` by a commit this engine did not issue
-    /// (a participant's decided outcome): later strong reads read at or
-    /// above `s`, and later timestamps are above it.
+    /// (a participant's decided outcome, whose logging raised the issued
+    /// timestamps to `s`): later strong reads read at or above `s`.
     fn note_finished(&self, s: Timestamp) {
         let mut clock = self.clock.lock().expect("clock lock poisoned");
         clock.last_finished = clock.last_finished.max(s);
-        clock.last = clock.last.max(s);
     }
 
     /// The timestamp of a strong read that began at `now_latest` (Spanner
