@@ -1111,6 +1111,34 @@ async fn all_voters(cluster: &LocalCluster) -> Option<Vec<Vec<u64>>> {
     Some(out)
 }
 
+/// Waits (until `by`) for the replicas to be spread: every group has three
+/// voters, each of the `nodes` nodes holds two or three replicas, and the
+/// nodes hosting each group are its voters (nothing left to retire).
+async fn wait_for_spread(cluster: &LocalCluster, nodes: u64, by: Instant) {
+    loop {
+        let voters = all_voters(cluster).await;
+        let held: Vec<usize> = (1..=nodes)
+            .map(|n| voters.iter().flatten().filter(|v| v.contains(&n)).count())
+            .collect();
+        let spread = voters.as_ref().is_some_and(|v| {
+            v.iter().all(|g| g.len() == 3)
+                && (1..=u64::from(GROUPS)).all(|g| {
+                    let mut on = hosts(cluster, g);
+                    on.sort_unstable();
+                    v[g as usize - 1] == on
+                })
+        }) && held.iter().all(|&h| (2..=3).contains(&h));
+        if spread {
+            return;
+        }
+        assert!(
+            Instant::now() < by,
+            "replicas per node {held:?}: {voters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Four nodes, three replicas per group, replicas rebalanced often. A node
 /// that stays down is declared dead and its replicas move to the others
 /// (every group keeps three voters, none on it); when it comes back it
@@ -1163,27 +1191,7 @@ async fn a_dead_nodes_replicas_are_replaced_and_the_node_gets_some_back_when_it_
     cluster.start(victim).await.unwrap();
     let even_by =
         Instant::now() + meridian_server::replicas::RETIRE_INTERVAL * 3 + Duration::from_secs(30);
-    loop {
-        let voters = all_voters(&cluster).await;
-        let held: Vec<usize> = (1..=4)
-            .map(|n| voters.iter().flatten().filter(|v| v.contains(&n)).count())
-            .collect();
-        let settled = voters.is_some()
-            && held.iter().all(|&h| (2..=3).contains(&h))
-            && (1..=u64::from(GROUPS)).all(|g| {
-                let mut on = hosts(&cluster, g);
-                on.sort_unstable();
-                voters.as_ref().is_some_and(|v| v[g as usize - 1] == on)
-            });
-        if settled {
-            break;
-        }
-        assert!(
-            Instant::now() < even_by,
-            "replicas per node {held:?}: {voters:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_spread(&cluster, 4, even_by).await;
     check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
 }
 
@@ -1256,25 +1264,7 @@ async fn a_node_added_to_a_running_cluster_is_given_replicas() {
         peers.sort_unstable();
         assert_eq!(peers, vec![1, 2, 3, 4], "node {n}'s address book");
     }
-    let spread_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        let voters = all_voters(&cluster).await;
-        let held: Vec<usize> = (1..=4)
-            .map(|n| voters.iter().flatten().filter(|v| v.contains(&n)).count())
-            .collect();
-        let spread = voters
-            .as_ref()
-            .is_some_and(|v| v.iter().all(|g| g.len() == 3))
-            && held.iter().all(|&h| (2..=3).contains(&h));
-        if spread {
-            break;
-        }
-        assert!(
-            Instant::now() < spread_by,
-            "replicas per node {held:?}: {voters:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_spread(&cluster, 4, Instant::now() + Duration::from_secs(60)).await;
     check_settled_total(&cluster, GROUPS.into(), total, deadline).await;
 
     // Again: nothing changes. An address nobody answers at is refused.
