@@ -2,8 +2,9 @@
 //!
 //! Subcommands: `demo` (a three-replica cluster in one process, with the
 //! SQL shell), `start` / `init` / `status` (real nodes, one process each),
-//! `sql` (the shell, against any PostgreSQL-protocol server) and `bench`
-//! (benchmarks: `bench tpcc`).
+//! `move-replica` / `add-node` (operating a running cluster), `sql` (the
+//! shell, against any PostgreSQL-protocol server) and `bench` (benchmarks:
+//! `bench tpcc`).
 
 mod bench;
 mod demo;

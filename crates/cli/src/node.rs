@@ -139,7 +139,9 @@ pub struct MoveReplicaArgs {
     /// The node the replica leaves.
     #[arg(long)]
     from: u64,
-    /// The node that gets the replica (it must not hold one of the group).
+    /// The node that gets the replica (if it holds one already, the move
+    /// only removes the one on --from: a move makes --to a voter and --from
+    /// not one, so running it again finishes an interrupted move).
     #[arg(long)]
     to: u64,
 }
