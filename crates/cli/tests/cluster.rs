@@ -633,6 +633,18 @@ async fn transfers_across_groups_survive_killing_the_coordinator_and_a_participa
     );
 }
 
+/// Runs `meridian args...`, which must succeed; returns its output.
+fn run_ok(args: &[&str]) -> String {
+    let out = meridian().args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "meridian {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Creates `table (k INT PRIMARY KEY, v INT)` through the nodes at `addrs`
 /// and writes `rows` rows (`v = k`).
 async fn fill_table(addrs: &[String], table: &str, rows: usize, deadline: Instant) {
@@ -683,18 +695,18 @@ async fn move_replica_moves_a_tables_replica_to_another_node() {
     assert_eq!(before.len(), 3, "{before:?}");
     let from = before[0];
     let to = (1..=4).find(|n| !before.contains(n)).unwrap();
-    let out = meridian()
-        .args(["move-replica", "--host", &cluster.nodes[0].grpc])
-        .args(["--group", &group.to_string()])
-        .args(["--from", &from.to_string(), "--to", &to.to_string()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (group_arg, from_arg, to_arg) = (group.to_string(), from.to_string(), to.to_string());
+    let stdout = run_ok(&[
+        "move-replica",
+        "--host",
+        &cluster.nodes[0].grpc,
+        "--group",
+        &group_arg,
+        "--from",
+        &from_arg,
+        "--to",
+        &to_arg,
+    ]);
     assert!(
         stdout.contains(&format!("moved group {group}'s replica")),
         "{stdout}"
@@ -834,17 +846,13 @@ async fn add_node_grows_a_running_cluster() {
     fill_table(&addrs, "grown", 20, deadline).await;
     let id = cluster.spawn_extra();
     let new = &cluster.nodes[id as usize - 1];
-    let out = meridian()
-        .args(["add-node", "--host", &cluster.nodes[0].grpc])
-        .args(["--address", &new.grpc])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(&[
+        "add-node",
+        "--host",
+        &cluster.nodes[0].grpc,
+        "--address",
+        &new.grpc,
+    ]);
     assert!(stdout.contains(&format!("added node {id}")), "{stdout}");
     loop {
         let mut votes_in = 0;

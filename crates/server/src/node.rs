@@ -622,7 +622,7 @@ impl Node {
     }
 
     /// Checks a call names this node's cluster.
-    fn check_cluster(&self, cluster: u64) -> Result<()> {
+    pub(crate) fn check_cluster(&self, cluster: u64) -> Result<()> {
         if cluster == 0 || cluster != self.cluster() {
             return Err(Error::InvalidInput(format!(
                 "node {} does not belong to cluster {cluster:016x}",
@@ -1271,11 +1271,9 @@ async fn resolve_abandoned(node: Weak<Node>) {
 /// One round of [`resolve_abandoned`].
 async fn resolve_once(node: &Arc<Node>) {
     let leading: Vec<(u64, LeaderEngine)> = node
-        .groups
-        .read()
-        .expect("groups poisoned")
+        .hosted()
         .iter()
-        .filter_map(|(&id, g)| Some((id, g.leader_engine()?)))
+        .filter_map(|g| Some((g.id(), g.leader_engine()?)))
         .collect();
     let now = node.tt.now().earliest;
     let groups = ClusterGroups::new(node.clone());

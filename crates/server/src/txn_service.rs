@@ -120,13 +120,7 @@ impl RemoteTxns {
     async fn run(&self, node: &Node, request: v1::TxnRequest) -> Result<v1::txn_reply::Result> {
         use v1::txn_reply::Result as Reply;
         use v1::txn_request::Op;
-        if request.cluster != node.cluster() || request.cluster == 0 {
-            return Err(Error::InvalidInput(format!(
-                "node {} does not belong to cluster {:016x}",
-                node.id(),
-                request.cluster
-            )));
-        }
+        node.check_cluster(request.cluster)?;
         let op = request
             .op
             .ok_or_else(|| Error::InvalidInput("a Txn call without an operation".into()))?;
